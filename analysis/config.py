@@ -1,0 +1,367 @@
+"""The analysis configuration: one validated object, passed explicitly to every stage.
+
+A config is a YAML file (or a dict) checked by the pydantic models below. Unknown keys,
+wrong types and unphysical values are refused with an error that names the offending
+field, e.g. ``samples.signal_grid[2].dm: dm must be > 0 (got -5.0)``. Nothing is read at
+import time: call :func:`load_config` (a file) or :func:`default_config` (the built-in
+slepton analysis, ``analysis/default.yaml``).
+
+Sections, in the order the data flows:
+
+- ``samples``     what to generate with Pythia 8 (signal grid, backgrounds, sizes, cache),
+                  or a user ``fileset`` of ROOT/Parquet files to analyse instead;
+- ``luminosity_fb`` integrated luminosity that event weights are normalised to;
+- ``selection``   object definitions and preselection cuts (safe expression strings);
+- ``features``    which feature set feeds the classifier;
+- ``model``, ``training``  the neural network and how it is trained;
+- ``scan``        significance scan settings;
+- ``executor``    where the columnar stages run (iterative, futures, dask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: Background processes the generator knows (see ``jobs/samples.py`` for their Pythia settings).
+KNOWN_BACKGROUNDS = ("WW", "WZ", "ZZ", "ttbar", "Ztautau")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the field (dotted path) that is wrong."""
+
+
+class _Section(BaseModel):
+    """Base of all config sections: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class SignalPoint(_Section):
+    """One point of the slepton signal grid.
+
+    ``m_slepton`` is the common mass of the left- and right-handed selectrons and smuons,
+    ``dm = m_slepton - m_neutralino`` the mass splitting to the lightest neutralino (GeV).
+    """
+
+    m_slepton: float = Field(gt=0, description="slepton mass in GeV")
+    dm: float = Field(description="m(slepton) - m(neutralino) in GeV")
+
+    @field_validator("dm")
+    @classmethod
+    def _dm_positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("dm must be > 0: the slepton must be heavier than the neutralino")
+        return value
+
+    @model_validator(mode="after")
+    def _neutralino_mass_positive(self) -> "SignalPoint":
+        if self.m_slepton - self.dm <= 0:
+            raise ValueError(
+                f"m_slepton - dm = {self.m_slepton - self.dm} GeV: the neutralino mass must be > 0 "
+                f"(m_slepton={self.m_slepton}, dm={self.dm})"
+            )
+        return self
+
+    @property
+    def m_neutralino(self) -> float:
+        """Lightest-neutralino mass in GeV."""
+        return self.m_slepton - self.dm
+
+    @property
+    def name(self) -> str:
+        """Sample name of this grid point, e.g. ``slepton_200_50``."""
+        return f"slepton_{self.m_slepton:g}_{self.dm:g}".replace(".", "p")
+
+
+class SamplesConfig(_Section):
+    """Monte Carlo production (``python -m jobs.generate``) or a user-supplied fileset."""
+
+    fileset: Path | None = Field(
+        default=None,
+        description="a coffea fileset JSON to analyse instead of generating the built-in samples",
+    )
+    cache_dir: Path = Field(
+        default=Path("~/.cache/bsmscan/samples"),
+        description="where generated samples are written and found again (one sub-folder per generation-config hash)",
+    )
+    sqrt_s_gev: float = Field(default=13000.0, gt=0)
+    signal_grid: list[SignalPoint] = Field(min_length=0)
+    backgrounds: list[str] = Field(default_factory=lambda: list(KNOWN_BACKGROUNDS))
+    signal_events: int = Field(default=4000, gt=0, description="events generated per signal grid point")
+    background_events: int = Field(default=20000, gt=0, description="events generated per background process")
+    events_per_job: int = Field(default=2000, gt=0, description="events per (sample x chunk) generation job")
+    hadronisation: bool = Field(default=False, description="string fragmentation and hadron decays (slow)")
+    mpi: bool = Field(default=False, description="multiparton interactions (underlying event; slow)")
+    tau_spin_correlations: bool = Field(
+        default=False,
+        description="spin-correlated tau decays (Pythia TauDecays:mode = 1, 5-10x slower for tau-rich "
+        "samples); off: isotropic tau decays",
+    )
+    pt_bias_power: float = Field(
+        default=4.0,
+        ge=0,
+        description="2->2 processes are generated with weight-compensated pT-hat bias (pTHat/ref)^power "
+        "to populate the high-MET tail; 0 turns it off",
+    )
+    pt_bias_reference_gev: float = Field(default=50.0, gt=0)
+
+    @field_validator("backgrounds")
+    @classmethod
+    def _known_backgrounds(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown background process(es) {unknown}; known: {list(KNOWN_BACKGROUNDS)}")
+        if len(set(names)) != len(names):
+            raise ValueError("a background process is listed twice")
+        return names
+
+    @field_validator("signal_grid")
+    @classmethod
+    def _unique_points(cls, points: list[SignalPoint]) -> list[SignalPoint]:
+        names = [point.name for point in points]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"signal grid points listed twice: {duplicates}")
+        return points
+
+    def resolved_cache_dir(self) -> Path:
+        """The cache directory with ``~`` expanded."""
+        return Path(self.cache_dir).expanduser()
+
+
+class ObjectSelection(_Section):
+    """Object definitions applied before the event preselection.
+
+    The b-tag is ``Jet_<btag_branch> > btag_threshold``: ``btag`` > 0.5 for the generator's
+    boolean flag; for CMS NanoAOD e.g. ``btagDeepFlavB`` > 0.2783 (DeepJet medium, 2018).
+    Collections can be switched off for inputs that lack them (a muon-only dataset).
+    """
+
+    use_electrons: bool = True
+    use_muons: bool = True
+    use_jets: bool = True
+    use_met: bool = True
+    electron_pt_min: float = Field(default=10.0, ge=0)
+    electron_abs_eta_max: float = Field(default=2.47, gt=0)
+    muon_pt_min: float = Field(default=10.0, ge=0)
+    muon_abs_eta_max: float = Field(default=2.5, gt=0)
+    jet_pt_min: float = Field(default=20.0, ge=0)
+    jet_abs_eta_max: float = Field(default=4.5, gt=0)
+    bjet_pt_min: float = Field(default=20.0, ge=0)
+    btag_branch: str = Field(default="btag", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    btag_threshold: float = 0.5
+    jet_lepton_overlap_dr: float = Field(default=0.4, ge=0, description="jets this close to a selected lepton are removed")
+
+
+class SelectionConfig(_Section):
+    """Objects plus the ordered preselection cuts (safe expressions over feature names)."""
+
+    objects: ObjectSelection = Field(default_factory=ObjectSelection)
+    cuts: dict[str, str] = Field(default_factory=dict, description="name -> cut expression, applied in order")
+
+
+class FeaturesConfig(_Section):
+    """Which feature set the classifier sees (``thesis``, ``baldi`` or ``all``)."""
+
+    set: Literal["thesis", "baldi", "all"] = "thesis"
+
+
+class ModelConfig(_Section):
+    """Multilayer perceptron shape (``nn/model.py``).
+
+    ``output: binary`` is one sigmoid unit (signal probability); ``multiclass`` a softmax over
+    signal and each background process (the signal probability is its first output).
+    ``parametrised`` adds the signal grid parameters (m_slepton, dm) as inputs (Baldi et al.
+    2016); background events get values drawn from the signal parameter distribution.
+    """
+
+    hidden_layers: list[int] = Field(default_factory=lambda: [128, 128, 128], min_length=1)
+    activation: Literal["relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu"] = "relu"
+    dropout: float = Field(default=0.025, ge=0, lt=1)
+    l1: float = Field(default=0.0, ge=0, description="L1 penalty on the weight matrices (sum |w|)")
+    l2: float = Field(default=0.0, ge=0, description="L2 penalty on the weight matrices (sum w^2)")
+    output: Literal["binary", "multiclass"] = "binary"
+    parametrised: bool = Field(default=True, description="signal masses are network inputs (Baldi et al. 2016)")
+
+    @field_validator("hidden_layers")
+    @classmethod
+    def _positive_widths(cls, widths: list[int]) -> list[int]:
+        if any(width <= 0 for width in widths):
+            raise ValueError("every hidden layer needs a positive width")
+        return widths
+
+
+class TrainingConfig(_Section):
+    """Optimiser, loss, event weights, signal points and data split (``nn/train.py``).
+
+    Every random choice (initialisation, dropout, shuffling, resampling, background
+    parameters) derives from ``seed`` (default: the analysis ``seed``); the split is a hash of
+    (dataset, event number) salted with ``split_seed``, so an event lands in the same split in
+    every run and at scoring time.
+    """
+
+    seed: int | None = Field(default=None, ge=0, description="training seed; default: the analysis seed")
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "rmsprop"
+    learning_rate: float = Field(default=1e-3, gt=0)
+    schedule: Literal["constant", "cosine", "exponential", "warmup_cosine"] = "constant"
+    warmup_epochs: int = Field(default=0, ge=0, description="linear warm-up epochs (warmup_cosine)")
+    decay_rate: float = Field(default=0.9, gt=0, le=1, description="learning-rate factor per epoch (exponential)")
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd momentum")
+    weight_decay: float = Field(default=1e-4, ge=0, description="decoupled weight decay (adamw)")
+    batch_size: int = Field(default=512, gt=0)
+    max_epochs: int = Field(default=20, gt=0)
+    patience: int = Field(default=5, ge=0, description="epochs without validation-loss improvement before stopping")
+    min_delta: float = Field(default=0.0, ge=0, description="smallest validation-loss decrease that counts")
+    loss: Literal["bce", "focal", "asimov"] = "bce"
+    focal_gamma: float = Field(default=2.0, ge=0)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
+    asimov_relative_uncertainty: float | None = Field(
+        default=None, ge=0, description="sigma_b / b of the Asimov loss; default: scan.relative_background_uncertainty"
+    )
+    asimov_eps: float = Field(default=1e-3, gt=0, description="L = 1 / (Z_A + eps)")
+    negative_weights: Literal["keep", "zero", "abs"] = "keep"
+    balance: Literal["equal", "none"] = Field(default="equal", description="rescale each class to the same total weight")
+    balance_signal_points: bool = Field(default=True, description="each signal grid point gets the same total weight")
+    resample: Literal["none", "undersample", "oversample"] = "none"
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    split_seed: int = Field(default=0, ge=0, description="salt of the train/validation/test hash")
+    signal_points: list[SignalPoint] | None = Field(
+        default=None, description="train on these grid points only; default: every signal point in the store"
+    )
+    per_point: bool = Field(default=False, description="train one (non-parametrised) network per grid point")
+    eval_batch_size: int = Field(default=65536, gt=0, description="rows per forward pass when evaluating")
+
+    @field_validator("split_fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+            raise ValueError("train/validation/test fractions must be >= 0 and sum to 1")
+        if fractions[0] <= 0 or fractions[1] <= 0:
+            raise ValueError("the train and validation fractions must be > 0")
+        return fractions
+
+    @field_validator("signal_points")
+    @classmethod
+    def _unique_training_points(cls, points: list[SignalPoint] | None) -> list[SignalPoint] | None:
+        if points is not None:
+            if not points:
+                raise ValueError("signal_points must name at least one point (or be null for all)")
+            names = [point.name for point in points]
+            if len(set(names)) != len(names):
+                raise ValueError(f"signal_points lists a point twice: {names}")
+        return points
+
+
+class ScanConfig(_Section):
+    """Significance scan settings (ATLAS Asimov formula with background uncertainty)."""
+
+    relative_background_uncertainty: float = Field(default=0.3, ge=0)
+    include_mc_stat_uncertainty: bool = False
+    min_signal: float = Field(default=3.0, ge=0)
+    min_background: float = Field(default=3.0, ge=0)
+    score_bins: int = Field(default=100, ge=10)
+    luminosities_fb: list[float] = Field(default_factory=lambda: [139.0, 300.0, 3000.0])
+
+
+class ExecutorConfig(_Section):
+    """Where the columnar stages run."""
+
+    name: Literal["iterative", "futures", "dask"] = "dask"
+    workers: int | None = Field(default=None, gt=0, description="local workers; default: number of cores")
+    scheduler: str | None = Field(default=None, description="address of a running Dask scheduler, tcp://host:port")
+    chunksize: int = Field(default=100_000, gt=0)
+
+
+class AnalysisConfig(_Section):
+    """The whole analysis: every stage reads its own section from this object."""
+
+    name: str = "analysis"
+    seed: int = Field(default=12345, ge=0, description="global seed; every random choice derives from it")
+    luminosity_fb: float = Field(default=139.0, gt=0, description="integrated luminosity in fb^-1")
+    samples: SamplesConfig
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+    def hash(self) -> str:
+        """A short, stable hash of the whole config (for provenance)."""
+        return _stable_hash(self.model_dump(mode="json"))
+
+    def generation_hash(self) -> str:
+        """Hash of everything that changes the generated events (names the sample cache folder)."""
+        generation = self.samples.model_dump(mode="json", exclude={"cache_dir", "fileset"})
+        generation["seed"] = self.seed
+        return _stable_hash(generation)
+
+
+def _stable_hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid analysis config {source}:"]
+    for item in error.errors():
+        location = ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in item["loc"])
+        location = location.replace(".[", "[")
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {location or '<top level>'}: {message} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AnalysisConfig:
+    """Validate a plain dict (e.g. parsed YAML) into an :class:`AnalysisConfig`.
+
+    Raises :class:`ConfigError` whose message lists every bad field by its dotted path.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid analysis config {source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return AnalysisConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+
+
+def load_config(path: str | Path) -> AnalysisConfig:
+    """Read and validate a YAML analysis config file (``yaml.safe_load``; nothing is executed)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read analysis config {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"analysis config {path} is not valid YAML: {error}") from None
+    return config_from_dict(data, source=str(path))
+
+
+def default_config_text() -> str:
+    """The YAML text of the built-in default analysis (``analysis/default.yaml``)."""
+    return resources.files("analysis").joinpath("default.yaml").read_text()
+
+
+def default_config() -> AnalysisConfig:
+    """The built-in default analysis: the slepton search of the reference thesis on a demo grid."""
+    return config_from_dict(yaml.safe_load(default_config_text()), source="analysis/default.yaml")
+
+
+def full_signal_grid() -> list[SignalPoint]:
+    """The thesis's full slepton grid: m(slepton) 100-300 GeV in 20 GeV steps x dm 10-75 GeV.
+
+    11 masses x 6 splittings (10, 20, 30, 45, 60, 75 GeV) = 66 points, all with a positive
+    neutralino mass. Use it with ``samples.signal_grid`` to generate the full production.
+    """
+    masses = range(100, 301, 20)
+    splittings = (10, 20, 30, 45, 60, 75)
+    return [SignalPoint(m_slepton=m, dm=dm) for m in masses for dm in splittings]

@@ -1,0 +1,181 @@
+"""Monte Carlo sample production: ``python -m jobs.generate``.
+
+Splits every sample of the config into (sample x chunk) jobs, runs the missing ones in
+parallel on local processes or a Dask cluster, and writes the fileset manifest. Output goes
+to ``<samples.cache_dir>/<generation hash>/``: the hash covers every setting that changes the
+events (grid, processes, sizes, seed, Pythia switches), so a changed config never reuses
+stale files, and an unchanged one reuses the cache at once.
+
+Examples::
+
+    python -m jobs.generate                       # the built-in default analysis
+    python -m jobs.generate --config my.yaml --workers 4
+    python -m jobs.generate --executor dask --scheduler tcp://host:8786
+    python -m jobs.generate --full-grid           # the 66-point thesis grid
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+from analysis.config import AnalysisConfig, ConfigError, default_config, full_signal_grid, load_config
+
+from .manifest import sample_entry, write_manifest
+from .pythia_job import run_generation_job
+from .samples import GenerationJob, jobs_from_config, samples_from_config
+
+MANIFEST_NAME = "fileset.json"
+
+
+def output_directory(config: AnalysisConfig) -> Path:
+    """Where the samples of ``config`` live: ``<cache_dir>/<generation hash>``."""
+    return config.samples.resolved_cache_dir() / config.generation_hash()
+
+
+def _run_local(jobs: list[GenerationJob], outdir: Path, workers: int, progress: tqdm) -> list[dict]:
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(run_generation_job(job, outdir))
+            progress.update(job.n_events)
+        return results
+    results = []
+    # "spawn": a fresh interpreter per worker, safe next to threaded libraries in the parent.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_generation_job, job, outdir): job for job in jobs}
+        for future in as_completed(futures):
+            results.append(future.result())
+            progress.update(futures[future].n_events)
+    return results
+
+
+def _run_dask(jobs: list[GenerationJob], outdir: Path, client, progress: tqdm) -> list[dict]:
+    from distributed import as_completed as dask_as_completed
+
+    futures = [client.submit(run_generation_job, job, str(outdir), pure=False, key=f"generate-{job.stem}") for job in jobs]
+    by_key = {future.key: job for future, job in zip(futures, jobs)}
+    results = []
+    for future in dask_as_completed(futures):
+        results.append(future.result())
+        progress.update(by_key[future.key].n_events)
+    return results
+
+
+def generate_samples(
+    config: AnalysisConfig,
+    *,
+    workers: int | None = None,
+    client=None,
+    show_progress: bool | None = None,
+) -> Path:
+    """Generate every missing job of ``config`` and (re)write the manifest; return its path.
+
+    ``client``: a ``distributed.Client`` to run the jobs on a Dask cluster; otherwise they run
+    on ``workers`` local processes (default: the number of cores). Jobs whose output already
+    exists are not run again. ``show_progress=None`` shows a bar only on a terminal.
+    """
+    samples = samples_from_config(config)  # validates every sample before any generation starts
+    jobs = jobs_from_config(config)
+    outdir = output_directory(config)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "generation_config.json").write_text(
+        json.dumps({"seed": config.seed, "samples": config.samples.model_dump(mode="json")}, indent=2)
+    )
+
+    pending = [job for job in jobs if not ((outdir / f"{job.stem}.json").exists() and (outdir / f"{job.stem}.root").exists())]
+    pending.sort(key=lambda job: -job.n_events)  # big jobs first: better balance across workers
+    total_events = sum(job.n_events for job in pending)
+    with tqdm(total=total_events, unit="ev", desc="generate", disable=None if show_progress is None else not show_progress) as progress:
+        if client is not None:
+            _run_dask(pending, outdir, client, progress)
+        else:
+            _run_local(pending, outdir, workers or os.cpu_count() or 1, progress)
+
+    payloads = defaultdict(list)
+    for job in jobs:
+        payloads[job.sample.name].append(json.loads((outdir / f"{job.stem}.json").read_text()))
+    fileset = {sample.name: sample_entry(sample, outdir, payloads[sample.name]) for sample in samples}
+    manifest = outdir / MANIFEST_NAME
+    write_manifest(manifest, fileset)
+    return manifest
+
+
+def ensure_samples(config: AnalysisConfig, **kwargs) -> Path:
+    """The manifest of ``config``'s samples, generating them first if the cache lacks any."""
+    manifest = output_directory(config) / MANIFEST_NAME
+    if manifest.exists():
+        return manifest
+    return generate_samples(config, **kwargs)
+
+
+def _summary(manifest: Path) -> str:
+    fileset = json.loads(manifest.read_text())
+    lines = [f"{'sample':<20} {'events':>8} {'xsec [pb]':>12} {'rel. err':>9} {'files':>5}"]
+    for name, entry in fileset.items():
+        meta = entry["metadata"]
+        lines.append(
+            f"{name:<20} {meta['nevents']:>8d} {meta['xsec_pb']:>12.5g} "
+            f"{meta['xsec_err_pb'] / meta['xsec_pb']:>9.2%} {meta['n_files']:>5d}"
+        )
+    lines.append(f"manifest: {manifest}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, help="analysis config YAML (default: the built-in analysis)")
+    parser.add_argument("--cache-dir", type=Path, help="override samples.cache_dir")
+    parser.add_argument("--executor", choices=("processes", "dask"), default="processes")
+    parser.add_argument("--workers", type=int, help="local worker processes (default: number of cores)")
+    parser.add_argument("--scheduler", help="address of a running Dask scheduler (with --executor dask)")
+    parser.add_argument("--full-grid", action="store_true", help="generate the full 66-point thesis signal grid")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config) if args.config else default_config()
+        updates = {}
+        if args.cache_dir:
+            updates["cache_dir"] = args.cache_dir
+        if args.full_grid:
+            updates["signal_grid"] = full_signal_grid()
+        if updates:
+            config = config.model_copy(update={"samples": config.samples.model_copy(update=updates)})
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    client = cluster = None
+    if args.executor == "dask":
+        from distributed import Client, LocalCluster
+
+        if args.scheduler:
+            client = Client(args.scheduler)
+        else:
+            cluster = LocalCluster(n_workers=args.workers or os.cpu_count(), threads_per_worker=1, processes=True)
+            client = Client(cluster)
+    try:
+        manifest = generate_samples(
+            config, workers=args.workers, client=client, show_progress=False if args.no_progress else None
+        )
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(_summary(manifest))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
