@@ -1,0 +1,57 @@
+"""Where the columnar stages run: coffea executors and the Dask cluster behind them.
+
+- ``iterative``: one process, chunk after chunk (debugging, tiny inputs);
+- ``futures``: a local process pool (``workers`` processes);
+- ``dask``: a Dask ``distributed`` cluster: a new ``LocalCluster`` (``workers`` processes, one
+  thread each, default one per core), a running scheduler (``scheduler="tcp://host:port"``),
+  or a ``distributed.Client`` the caller already holds (interactive sessions).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from coffea import processor
+
+EXECUTORS = ("iterative", "futures", "dask")
+
+
+def default_workers() -> int:
+    """One worker per core."""
+    return os.cpu_count() or 1
+
+
+@contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None, client=None) -> Iterator:
+    """A ``distributed.Client``: the one given, one attached to ``scheduler``, or a new LocalCluster's.
+
+    Clusters and clients this function creates are closed on exit; a given client is left open.
+    """
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as attached:
+            yield attached
+        return
+    with LocalCluster(
+        n_workers=workers or default_workers(), threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, Client(cluster) as local:
+        yield local
+
+
+def coffea_executor(name: str, *, workers: int | None = None, client=None, show_progress: bool = False):
+    """The coffea executor called ``name`` (``dask`` needs a ``client``)."""
+    if name == "iterative":
+        return processor.IterativeExecutor(status=show_progress)
+    if name == "futures":
+        return processor.FuturesExecutor(workers=workers or default_workers(), status=show_progress)
+    if name == "dask":
+        if client is None:
+            raise ValueError("the dask executor needs a distributed.Client (see analysis.executors.dask_client)")
+        return processor.DaskExecutor(client=client, status=show_progress)
+    raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

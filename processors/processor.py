@@ -1,0 +1,120 @@
+"""The coffea processor of the selection stage: objects -> weights -> cuts -> features -> store.
+
+``SelectionProcessor.process(events)`` handles one chunk and returns a mergeable dict keyed by
+the chunk (dataset, file, entry range) with its cutflow and counts. Keeping chunks apart
+lets the driver add them up in a fixed order, so every executor gives bit-identical
+cutflows, whatever order the chunks finished in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from coffea import processor
+
+from analysis.config import AnalysisConfig
+
+from .feature_store import part_name, write_part
+from .features import FEATURE_SETS, compute_features
+from .objects import MissingBranchError, select_objects
+from .selection import Preselection, apply_cuts, cut_columns
+from .weights import event_weights
+
+
+class InputDataError(ValueError):
+    """The content of an input file is unusable (non-finite values, missing metadata)."""
+
+
+def chunk_key(metadata: dict) -> str:
+    """A unique, sortable key of one chunk: dataset, file and entry range."""
+    return f"{metadata['dataset']}|{metadata['filename']}|{metadata['entrystart']:012d}|{metadata['entrystop']:012d}"
+
+
+def chunk_weights(events, metadata: dict, luminosity_fb: float) -> np.ndarray:
+    """Per-event weights of a chunk from the dataset metadata (``is_data`` -> 1)."""
+    if metadata.get("is_data", False):
+        return np.ones(len(events))
+    missing = [key for key in ("xsec_pb", "sum_genweight") if metadata.get(key) is None]
+    if missing:
+        raise InputDataError(
+            f"dataset {metadata['dataset']!r} has no {' or '.join(missing)} in its fileset metadata "
+            "(simulation needs them for event weights; set is_data: true for collision data)"
+        )
+    if "genWeight" not in events.fields:
+        raise MissingBranchError(f"branch 'genWeight' is missing in {metadata['filename']}")
+    gen_weight = np.asarray(events["genWeight"], dtype=np.float64)
+    return event_weights(gen_weight, metadata["xsec_pb"], luminosity_fb, metadata["sum_genweight"])
+
+
+class SelectionProcessor(processor.ProcessorABC):
+    """Preselection, features, weights, cutflow and feature-store parts for each chunk.
+
+    ``store``: the feature-store directory the parts are written to (a path every worker
+    can reach), or ``None`` to compute cutflows only.
+    """
+
+    def __init__(self, config: AnalysisConfig, store: str | None):
+        self.objects = config.selection.objects
+        self.preselection = Preselection.from_config(config.selection)
+        self.feature_set = config.features.set
+        self.feature_names = FEATURE_SETS[self.feature_set]
+        self.luminosity_fb = config.luminosity_fb
+        self.store = None if store is None else str(store)
+
+    def process(self, events):
+        metadata = dict(events.metadata)
+        source = metadata["filename"]
+        weights = chunk_weights(events, metadata, self.luminosity_fb)
+        objects = select_objects(events, self.objects)
+        for name, values in (("weight", weights), ("MET_pt", objects.met_pt), ("MET_phi", objects.met_phi)):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise InputDataError(f"{int(bad.sum())} event(s) with non-finite {name} in {source}")
+
+        columns = cut_columns(objects, self.preselection.btag_pt_min)
+        mask, cutflow = apply_cuts(self.preselection, columns, weights)
+        n_selected = int(mask.sum())
+        part = None
+        if self.store is not None and n_selected > 0:
+            part = self._write_part(events, metadata, objects, columns, mask, weights)
+
+        result = {
+            "dataset": metadata["dataset"],
+            "n_events": len(events),
+            "n_selected": n_selected,
+            "part": part,
+            **{key: values.tolist() for key, values in cutflow.items()},
+        }
+        return {chunk_key(metadata): result}
+
+    def _write_part(self, events, metadata, objects, columns, mask, weights) -> str:
+        if self.feature_set == "thesis":
+            features = {name: columns[name][mask] for name in self.feature_names}
+        else:
+            features = compute_features(
+                objects.leptons[mask], objects.jets[mask], objects.met_pt[mask], objects.met_phi[mask],
+                self.feature_set, self.preselection.btag_pt_min,
+            )
+        for name, values in features.items():
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise InputDataError(f"feature {name!r} is non-finite for {int(bad.sum())} selected event(s) in {metadata['filename']}")
+        n_selected = int(mask.sum())
+        is_signal = bool(metadata.get("is_signal", False))
+        grid = {key: np.full(n_selected, metadata.get(key) if is_signal else np.nan, dtype=np.float32) for key in ("m_slepton", "dm")}
+        event_numbers = np.asarray(events["event"], dtype=np.uint64)[mask] if "event" in events.fields else (
+            np.arange(metadata["entrystart"], metadata["entrystop"], dtype=np.uint64)[mask]
+        )
+        payload = {
+            "weight": weights[mask],
+            "label": np.full(n_selected, 1 if is_signal else 0, dtype=np.int8),
+            "dataset": np.full(n_selected, metadata["dataset"], dtype=object),
+            "process": np.full(n_selected, metadata.get("process", metadata["dataset"]), dtype=object),
+            **grid,
+            "event": event_numbers,
+        }
+        name = part_name(metadata["dataset"], metadata["filename"], metadata["entrystart"], metadata["entrystop"])
+        write_part(self.store, name, features, payload)
+        return name
+
+    def postprocess(self, accumulator):
+        return accumulator
