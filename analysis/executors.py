@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from coffea import processor
+from coffea.nanoevents import BaseSchema, NanoAODSchema
 
 EXECUTORS = ("iterative", "futures", "dask")
+SCHEMAS = {"base": BaseSchema, "nanoaod": NanoAODSchema}
 
 
 def default_workers() -> int:
@@ -55,3 +57,37 @@ def coffea_executor(name: str, *, workers: int | None = None, client=None, show_
             raise ValueError("the dask executor needs a distributed.Client (see analysis.executors.dask_client)")
         return processor.DaskExecutor(client=client, status=show_progress)
     raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+def client_for(executor: str, workers: int | None = None, scheduler: str | None = None, client=None):
+    """A context giving the Dask client the executor needs (``None`` for iterative and futures)."""
+    return dask_client(workers, scheduler, client) if executor == "dask" else nullcontext(None)
+
+
+def run_chunks(
+    inspected,
+    processor_instance,
+    *,
+    executor: str,
+    chunksize: int,
+    workers: int | None = None,
+    client=None,
+    schema: str = "base",
+    show_progress: bool = False,
+) -> dict:
+    """Run a processor over an inspected fileset (ROOT and Parquet parts) with coffea's Runner.
+
+    ``inspected`` is an :class:`analysis.fileset.InspectedFileset`; returns the merged
+    accumulator (a dict, the processors here key it by chunk).
+    """
+    output: dict = {}
+    for fmt in ("root", "parquet"):
+        datasets = getattr(inspected, fmt)
+        if not datasets:
+            continue
+        make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)  # noqa: E731
+        runner = processor.Runner(
+            executor=make(), pre_executor=make(), chunksize=chunksize, schema=SCHEMAS[schema], format=fmt
+        )
+        output.update(runner(datasets, processor_instance))
+    return output

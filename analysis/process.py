@@ -22,16 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from coffea import processor
-from coffea.nanoevents import BaseSchema, NanoAODSchema
 
 from analysis.config import AnalysisConfig, ConfigError, default_config, load_config
-from analysis.executors import EXECUTORS, coffea_executor, dask_client
+from analysis.executors import EXECUTORS, SCHEMAS, client_for, run_chunks
 from analysis.fileset import BadInputFileError, inspect_fileset, load_fileset
 from processors.feature_store import clear_store, write_schema
 from processors.processor import SelectionProcessor
-
-SCHEMAS = {"base": BaseSchema, "nanoaod": NanoAODSchema}
 
 
 class LostEventsError(RuntimeError):
@@ -111,19 +107,9 @@ def run_processing(
     if store is not None:
         clear_store(store)
 
-    chunks: dict = {}
-    with _client_for(executor, workers, scheduler, client) as dask:
-        for fmt in ("root", "parquet"):
-            datasets = getattr(inspected, fmt)
-            if not datasets:
-                continue
-            runner = processor.Runner(
-                executor=coffea_executor(executor, workers=workers, client=dask, show_progress=show_progress),
-                chunksize=config.executor.chunksize,
-                schema=SCHEMAS[schema],
-                format=fmt,
-            )
-            chunks.update(runner(datasets, processor_instance))
+    with client_for(executor, workers, scheduler, client) as dask:
+        chunks = run_chunks(inspected, processor_instance, executor=executor, chunksize=config.executor.chunksize,
+                            workers=workers, client=dask, schema=schema, show_progress=show_progress)
 
     cutflow, processed, selected = _combine_chunks(chunks, steps)
     good_input = {d: n for d, n in inspected.n_input.items() if n}
@@ -163,18 +149,6 @@ def _dataset_schema(name: str, metadata: dict) -> dict:
         "m_slepton": metadata.get("m_slepton") if is_signal else None,
         "dm": metadata.get("dm") if is_signal else None,
     }
-
-
-class _NoClient:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _client_for(executor: str, workers, scheduler, client):
-    return dask_client(workers, scheduler, client) if executor == "dask" else _NoClient()
 
 
 def format_cutflow(result: ProcessingResult) -> str:

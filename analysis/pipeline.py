@@ -1,0 +1,153 @@
+"""The whole analysis chain as one object, for ``python -m analysis.run`` and interactive sessions.
+
+::
+
+    from distributed import Client
+    from analysis.config import default_config
+    from analysis.pipeline import Pipeline
+
+    client = Client("tcp://scheduler:8786")            # or a LocalCluster's client
+    pipeline = Pipeline(default_config(), "results", executor="dask", client=client)
+    pipeline.process()                                 # -> ProcessingResult (cutflows)
+    pipeline.train()                                   # -> model directory
+    scores = pipeline.score()                          # -> ScoringResult (hist.Hist objects)
+    summary = pipeline.scan()                          # -> ScanSummary (Z per grid point)
+    pipeline.report()                                  # -> results/index.html
+
+Each stage writes its output under ``outdir`` and a later stage reads it from there when it
+was not run in the same session, so ``--stages scan,report`` re-runs just the end.
+
+Output layout: ``store/`` (feature store, ``cutflow.json``), ``model/`` (the network),
+``histograms.json`` (score histograms), ``control_histograms.json`` (control distributions
+after each point's optimal threshold), ``scan.json``, ``plots/*.png``, ``summary.json`` and
+``index.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from analysis.config import AnalysisConfig
+from analysis.executors import dask_client
+from analysis.process import ProcessingResult, resolve_fileset, run_processing
+from analysis.scan import ScanSummary, scan_points
+from analysis.score import ScoringResult, load_histograms, run_scoring, save_histograms
+from processors.scoring import point_label
+
+STAGES = ("generate", "process", "train", "score", "scan", "report")
+
+
+class Pipeline:
+    """The analysis chain: generate -> process -> train -> score -> scan -> report.
+
+    ``executor`` (default: the config's) runs the columnar stages; ``client`` is an existing
+    ``distributed.Client`` to use for them (interactive sessions); otherwise ``scheduler`` is
+    attached to, or a LocalCluster of ``workers`` is started for each Dask stage.
+    """
+
+    def __init__(self, config: AnalysisConfig, outdir: str | Path, *, executor: str | None = None, client=None,
+                 workers: int | None = None, scheduler: str | None = None, show_progress: bool = False):
+        self.config = config
+        self.outdir = Path(outdir)
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.executor = executor or config.executor.name
+        self.run_options = {"executor": self.executor, "client": client, "workers": workers, "scheduler": scheduler,
+                            "show_progress": show_progress}
+        self.timings: dict[str, float] = {}
+        self._fileset: dict | None = None
+        self.processing: ProcessingResult | None = None
+        self.scores: ScoringResult | None = None
+        self.scan_summary: ScanSummary | None = None
+
+    # -- paths -------------------------------------------------------------------------
+    @property
+    def store(self) -> Path:
+        return self.outdir / "store"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.outdir / "model"
+
+    # -- stages ------------------------------------------------------------------------
+    def generate(self) -> dict:
+        """Generate the config's samples if the cache lacks them (no-op for a user fileset)."""
+        client = self.run_options["client"] if self.executor == "dask" else None
+        self._fileset = resolve_fileset(self.config, workers=self.run_options["workers"], client=client)
+        return self._fileset
+
+    def fileset(self) -> dict:
+        """The fileset of the analysis (generating the samples first if needed)."""
+        return self._fileset if self._fileset is not None else self.generate()
+
+    def process(self) -> ProcessingResult:
+        """Selection, features, weights and cutflow; writes the feature store."""
+        self.processing = run_processing(self.config, self.store, fileset=self.fileset(), **self.run_options)
+        return self.processing
+
+    def train(self) -> Path:
+        """Train the classifier on the feature store; returns the model directory."""
+        from nn.train import train_from_store
+
+        train_from_store(self.store, self.model_dir, self.config, log=print if self.run_options["show_progress"] else None)
+        return self.model_dir
+
+    def points(self) -> list[tuple[float, float]]:
+        """The signal grid points the model is evaluated at."""
+        from nn.artifact import load_model
+
+        return [(float(m), float(d)) for m, d in load_model(self.model_dir).signal_points]
+
+    def score(self) -> ScoringResult:
+        """Score every selected event at every grid point; fills the score histograms."""
+        self.scores = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), **self.run_options)
+        save_histograms(self.outdir / "histograms.json", self.scores)
+        return self.scores
+
+    def scan(self) -> ScanSummary:
+        """Threshold scans per grid point, standard threshold, luminosity projection, then the
+        control distributions of the test events above each point's optimal threshold."""
+        scores = self.scores or load_histograms(self.outdir / "histograms.json")
+        labels = [point_label(m, d) for m, d in self.points()]
+        background = [p for p in scores.score.axes["process"] if p not in labels]
+        grid = [(label, m, d) for label, (m, d) in zip(labels, self.points())]
+        self.scan_summary = scan_points(
+            scores.score, grid, background, self.config.scan, self.config.luminosity_fb,
+            split="test", split_fraction=self.config.training.split_fractions[2],
+        )
+        (self.outdir / "scan.json").write_text(json.dumps(self.scan_summary.to_json(), indent=1))
+        thresholds = {p.label: p.best_threshold for p in self.scan_summary.points if p.best_threshold == p.best_threshold}
+        control = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), thresholds=thresholds,
+                              **self.run_options)
+        save_histograms(self.outdir / "control_histograms.json", control)
+        return self.scan_summary
+
+    def report(self) -> Path:
+        """Plots, ``summary.json`` and ``index.html``; returns the HTML path."""
+        from analysis.reporting import build_report
+
+        return build_report(self)
+
+    def run(self, stages=STAGES) -> dict:
+        """Run ``stages`` in order (timed); returns the summary of the report stage if it ran."""
+        unknown = [stage for stage in stages if stage not in STAGES]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
+        options = self.run_options
+        needs_cluster = self.executor == "dask" and options["client"] is None
+        with dask_client(options["workers"], options["scheduler"]) if needs_cluster else nullcontext() as client:
+            if needs_cluster:  # one cluster for every stage of this run
+                options["client"] = client
+            try:
+                for stage in STAGES:
+                    if stage in stages:
+                        start = time.perf_counter()
+                        getattr(self, stage)()
+                        self.timings[stage] = round(time.perf_counter() - start, 2)
+            finally:
+                if needs_cluster:
+                    options["client"] = None
+        summary_path = self.outdir / "summary.json"
+        return json.loads(summary_path.read_text()) if "report" in stages and summary_path.exists() else {}

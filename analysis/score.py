@@ -1,0 +1,93 @@
+"""The scoring stage: the trained model on every selected event, into weighted histograms.
+
+Runs :class:`processors.scoring.ScoringProcessor` with coffea's Runner on the chosen executor
+and adds the chunks' histograms in a fixed order. Histograms are saved as JSON with uhi's
+serialisation (no pickle) and read back with :func:`load_histograms`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import hist
+import uhi.io.json as uhi_json
+
+from analysis.config import AnalysisConfig
+from analysis.executors import client_for, run_chunks
+from analysis.fileset import inspect_fileset
+from processors.scoring import ScoringProcessor, merge_chunks, process_labels
+
+
+class LostEventsError(RuntimeError):
+    """Fewer events were scored than the input files hold."""
+
+
+@dataclass
+class ScoringResult:
+    """The score and control histograms, with the events read and scored per dataset."""
+
+    score: hist.Hist
+    control: dict[str, hist.Hist]
+    n_events: dict[str, int]
+    n_scored: dict[str, int]
+
+
+def run_scoring(
+    config: AnalysisConfig,
+    model_dir: str | Path,
+    fileset: dict,
+    points: list[tuple[float, float]],
+    *,
+    thresholds: dict[str, float] | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client=None,
+    schema: str = "base",
+    skip_bad_files: bool = False,
+    show_progress: bool = False,
+) -> ScoringResult:
+    """Score every selected event of ``fileset`` at each grid point of ``points``.
+
+    With ``thresholds`` ({point label: score}) the control histograms also get the events of
+    the test split above each point's threshold (step ``score cut``).
+    """
+    executor = executor or config.executor.name
+    inspected = inspect_fileset(fileset, config, skip_bad_files)
+    datasets = {**inspected.root, **inspected.parquet}
+    scorer = ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), thresholds)
+    with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client) as dask:
+        chunks = run_chunks(inspected, scorer, executor=executor, chunksize=config.executor.chunksize,
+                            workers=workers or config.executor.workers, client=dask, schema=schema,
+                            show_progress=show_progress)
+    merged = merge_chunks(chunks) if chunks else scorer.empty_output()
+    lost = {d: (n, merged["n_events"].get(d, 0)) for d, n in inspected.n_input.items() if n and merged["n_events"].get(d, 0) != n}
+    if lost:
+        details = ", ".join(f"{d}: {p} of {n}" for d, (n, p) in lost.items())
+        raise LostEventsError(f"scored events do not match the input files' events ({details})")
+    return ScoringResult(merged["score"], merged["control"], dict(sorted(merged["n_events"].items())),
+                         dict(sorted(merged["n_scored"].items())))
+
+
+def save_histograms(path: str | Path, result: ScoringResult) -> Path:
+    """Write the histograms and counts as JSON (uhi serialisation), atomically."""
+    path = Path(path)
+    payload = {"score": result.score, "control": result.control, "n_events": result.n_events, "n_scored": result.n_scored}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, default=uhi_json.default))
+    os.replace(tmp, path)
+    return path
+
+
+def load_histograms(path: str | Path) -> ScoringResult:
+    """Read histograms written by :func:`save_histograms` (plain JSON; nothing is unpickled)."""
+    payload = json.loads(Path(path).read_text(), object_hook=uhi_json.object_hook)
+    return ScoringResult(
+        score=hist.Hist(payload["score"]),
+        control={name: hist.Hist(h) for name, h in payload["control"].items()},
+        n_events=payload["n_events"],
+        n_scored=payload["n_scored"],
+    )

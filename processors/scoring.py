@@ -1,0 +1,200 @@
+"""The scoring processor: selected events -> classifier scores -> weighted ``hist`` histograms.
+
+For each chunk: the same objects, weights and preselection as the selection stage, then the
+trained model's score of every selected event at every signal grid point (a parametrised
+network is evaluated at each point), filled into
+
+- ``score``: split (train / validation / test) x process x grid point x score (``score_bins``
+  bins on [0, 1]), ``Weight()`` storage;
+- ``control``: for a few key variables, step x process x grid point x variable, where step is
+  ``preselection`` (every selected event) and, when per-point thresholds are given, ``score cut``
+  (events of the test split above the threshold of that point).
+
+On the process axis, signal events are labelled by their grid point (``slepton_200_40``), so
+that the scan of a point counts only its own signal; backgrounds by their process.
+
+Every histogram merges with ``+``. The processor returns each chunk's histograms under the
+chunk's key and :func:`merge_chunks` adds them in sorted key order, so the results of every
+executor are bit-identical. The model is loaded once per worker process (not per chunk) and
+scored with a jitted function on whole chunks.
+"""
+
+from __future__ import annotations
+
+import hist
+import numpy as np
+from coffea import processor
+
+from analysis.config import AnalysisConfig
+
+from .objects import select_objects
+from .processor import chunk_key, chunk_weights
+from .selection import Preselection, apply_cuts, cut_columns
+from .features import compute_features
+
+SPLITS = ("train", "validation", "test")
+STEPS = ("preselection", "score cut")
+
+#: Control variables: name -> (bins, low, high, axis label).
+CONTROL_VARIABLES = {
+    "mll": (30, 0.0, 300.0, r"$m_{\ell\ell}$ [GeV]"),
+    "met": (30, 200.0, 800.0, r"$E_T^{miss}$ [GeV]"),
+    "mt_lep1": (30, 0.0, 600.0, r"$m_T(\ell_1, E_T^{miss})$ [GeV]"),
+    "lep1_pt": (30, 0.0, 300.0, r"$p_T(\ell_1)$ [GeV]"),
+}
+
+_MODELS: dict[str, object] = {}
+
+
+def cached_model(directory: str):
+    """The model in ``directory``, loaded once per process and reused for every chunk."""
+    if directory not in _MODELS:
+        from nn.artifact import load_model
+
+        _MODELS[directory] = load_model(directory)
+    return _MODELS[directory]
+
+
+def point_label(m_slepton: float, dm: float) -> str:
+    """Grid point label used on histogram axes, e.g. ``slepton_200_40``."""
+    return f"slepton_{m_slepton:g}_{dm:g}".replace(".", "p")
+
+
+def process_label(dataset: str, metadata: dict) -> str:
+    """Process axis label: the grid point for signal, the process for background."""
+    if metadata.get("is_signal", False):
+        return point_label(metadata["m_slepton"], metadata["dm"])
+    return metadata.get("process", dataset)
+
+
+def process_labels(fileset: dict) -> list[str]:
+    """Sorted process labels of every dataset of a (normalised) fileset."""
+    return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()})
+
+
+def score_histogram(processes: list[str], points: list[str], n_bins: int) -> hist.Hist:
+    """An empty split x process x point x score histogram."""
+    return hist.Hist(
+        hist.axis.StrCategory(list(SPLITS), name="split"),
+        hist.axis.StrCategory(processes, name="process"),
+        hist.axis.StrCategory(points, name="point"),
+        hist.axis.Regular(n_bins, 0.0, 1.0, name="score", label="classifier score"),
+        storage=hist.storage.Weight(),
+    )
+
+
+def control_histogram(variable: str, processes: list[str], points: list[str]) -> hist.Hist:
+    """An empty step x process x point x variable histogram."""
+    bins, low, high, label = CONTROL_VARIABLES[variable]
+    return hist.Hist(
+        hist.axis.StrCategory(list(STEPS), name="step"),
+        hist.axis.StrCategory(processes, name="process"),
+        hist.axis.StrCategory(points, name="point"),
+        hist.axis.Regular(bins, low, high, name=variable, label=label),
+        storage=hist.storage.Weight(),
+    )
+
+
+class ScoringProcessor(processor.ProcessorABC):
+    """Score selected events and fill weighted histograms.
+
+    ``model_dir``: the trained model artifact (a path every worker can read).
+    ``points``: the grid points (m_slepton, dm) to evaluate at.
+    ``processes``: every process label that will be filled (see :func:`process_labels`).
+    ``thresholds``: optional {point label: score threshold}; fills the ``score cut`` step of the
+    control histograms with test-split events above it.
+    """
+
+    def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str],
+                 thresholds: dict[str, float] | None = None):
+        self.objects = config.selection.objects
+        self.preselection = Preselection.from_config(config.selection)
+        self.feature_set = config.features.set
+        self.luminosity_fb = config.luminosity_fb
+        self.score_bins = config.scan.score_bins
+        self.model_dir = str(model_dir)
+        self.points = [(float(m), float(d)) for m, d in points]
+        self.labels = [point_label(m, d) for m, d in self.points]
+        self.processes = list(processes)
+        self.thresholds = dict(thresholds or {})
+
+    def empty_output(self) -> dict:
+        """The accumulator of a chunk without selected events."""
+        return {
+            "score": score_histogram(self.processes, self.labels, self.score_bins),
+            "control": {name: control_histogram(name, self.processes, self.labels) for name in CONTROL_VARIABLES},
+            "n_events": {},
+            "n_scored": {},
+        }
+
+    def process(self, events):
+        metadata = dict(events.metadata)
+        return {chunk_key(metadata): self._process_chunk(events, metadata)}
+
+    def _process_chunk(self, events, metadata: dict) -> dict:
+        dataset = metadata["dataset"]
+        process_name = process_label(dataset, metadata)
+        output = self.empty_output()
+        output["n_events"][dataset] = len(events)
+
+        weights = chunk_weights(events, metadata, self.luminosity_fb)
+        objects = select_objects(events, self.objects)
+        columns = cut_columns(objects, self.preselection.btag_pt_min)
+        mask, _ = apply_cuts(self.preselection, columns, weights)
+        output["n_scored"][dataset] = int(mask.sum())
+        if not mask.any():
+            return output
+
+        model = cached_model(self.model_dir)
+        if self.feature_set == "thesis":
+            features = {name: columns[name][mask] for name in model.feature_names}
+        else:
+            features = compute_features(
+                objects.leptons[mask], objects.jets[mask], objects.met_pt[mask], objects.met_phi[mask],
+                self.feature_set, self.preselection.btag_pt_min,
+            )
+        names = list(features)
+        matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
+        scores = model.score_points(matrix, self.points, feature_names=names)  # (points, events)
+        event_numbers = np.asarray(events["event"], dtype=np.uint64)[mask] if "event" in events.fields else (
+            np.arange(metadata["entrystart"], metadata["entrystop"], dtype=np.uint64)[mask]
+        )
+        split_codes = model.assign_split(np.full(len(event_numbers), dataset, dtype=object), event_numbers)
+        split_names = np.asarray(SPLITS)[split_codes]
+        selected_weights = weights[mask]
+        is_test = split_names == "test"
+
+        for label, point_scores in zip(self.labels, scores):
+            output["score"].fill(split=split_names, process=process_name, point=label,
+                                 score=np.clip(point_scores, 0.0, 1.0 - 1e-7), weight=selected_weights)
+            threshold = self.thresholds.get(label)
+            passed = is_test & (point_scores >= threshold) if threshold is not None else None
+            for name, histogram in output["control"].items():
+                values = columns[name][mask] if name in columns else features[name]
+                histogram.fill(step="preselection", process=process_name, point=label,
+                               **{name: values}, weight=selected_weights)
+                if passed is not None and passed.any():
+                    histogram.fill(step="score cut", process=process_name, point=label,
+                                   **{name: values[passed]}, weight=selected_weights[passed])
+        return output
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+def merge_chunks(chunks: dict) -> dict:
+    """Add the per-chunk outputs in sorted chunk order (identical on every executor)."""
+    merged = None
+    for key in sorted(chunks):
+        chunk = chunks[key]
+        if merged is None:
+            merged = {"score": chunk["score"].copy(), "control": {k: h.copy() for k, h in chunk["control"].items()},
+                      "n_events": dict(chunk["n_events"]), "n_scored": dict(chunk["n_scored"])}
+            continue
+        merged["score"] += chunk["score"]
+        for name, histogram in chunk["control"].items():
+            merged["control"][name] += histogram
+        for counter in ("n_events", "n_scored"):
+            for dataset, count in chunk[counter].items():
+                merged[counter][dataset] = merged[counter].get(dataset, 0) + count
+    return merged
