@@ -15,13 +15,15 @@ Sections, in the order the data flows:
 - ``features``    which feature set feeds the classifier;
 - ``model``, ``training``  the neural network and how it is trained;
 - ``scan``        significance scan settings;
-- ``executor``    where the columnar stages run (iterative, futures, dask).
+- ``executor``    where the columnar stages run (iterative, futures, dask, condor);
+- ``cluster``     an HTCondor pool: resources per job and worker environment.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -94,9 +96,9 @@ class SamplesConfig(_Section):
     sqrt_s_gev: float = Field(default=13000.0, gt=0)
     signal_grid: list[SignalPoint] = Field(min_length=0)
     backgrounds: list[str] = Field(default_factory=lambda: list(KNOWN_BACKGROUNDS))
-    signal_events: int = Field(default=4000, gt=0, description="events generated per signal grid point")
-    background_events: int = Field(default=20000, gt=0, description="events generated per background process")
-    events_per_job: int = Field(default=2000, gt=0, description="events per (sample x chunk) generation job")
+    signal_events: int = Field(default=8000, gt=0, description="events generated per signal grid point")
+    background_events: int = Field(default=50000, gt=0, description="events generated per background process")
+    events_per_job: int = Field(default=5000, gt=0, description="events per (sample x chunk) generation job")
     hadronisation: bool = Field(default=False, description="string fragmentation and hadron decays (slow)")
     mpi: bool = Field(default=False, description="multiparton interactions (underlying event; slow)")
     tau_spin_correlations: bool = Field(
@@ -105,10 +107,13 @@ class SamplesConfig(_Section):
         "samples); off: isotropic tau decays",
     )
     pt_bias_power: float = Field(
-        default=4.0,
+        default=2.0,
         ge=0,
-        description="2->2 processes are generated with weight-compensated pT-hat bias (pTHat/ref)^power "
+        description="backgrounds are generated with a weight-compensated pT-hat bias (pTHat/ref)^power "
         "to populate the high-MET tail; 0 turns it off",
+    )
+    signal_pt_bias_power: float = Field(
+        default=0.0, ge=0, description="the same for the signal (off by default: it lowers the effective sample size)"
     )
     pt_bias_reference_gev: float = Field(default=50.0, gt=0)
 
@@ -271,12 +276,111 @@ class ScanConfig(_Section):
 
 
 class ExecutorConfig(_Section):
-    """Where the columnar stages run."""
+    """Where the columnar stages run (``condor``: Dask workers as HTCondor jobs, see ``cluster``)."""
 
-    name: Literal["iterative", "futures", "dask"] = "dask"
+    name: Literal["iterative", "futures", "dask", "condor"] = "dask"
     workers: int | None = Field(default=None, gt=0, description="local workers; default: number of cores")
     scheduler: str | None = Field(default=None, description="address of a running Dask scheduler, tcp://host:port")
     chunksize: int = Field(default=100_000, gt=0)
+
+
+#: Submit-description commands bsmscan writes itself; ``cluster.submit_directives`` may not set them.
+_RESERVED_SUBMIT_COMMANDS = {"executable", "arguments", "queue", "universe", "transfer_input_files", "log", "output", "error"}
+
+
+def _byte_size(value: str, field: str) -> str:
+    from dask.utils import parse_bytes
+
+    try:
+        size = parse_bytes(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{field} must be a size like '4 GB' or '500 MiB'") from None
+    if size <= 0:
+        raise ValueError(f"{field} must be > 0")
+    return value
+
+
+class AdaptiveConfig(_Section):
+    """Adaptive scaling of the Dask-on-HTCondor cluster between ``minimum`` and ``maximum`` jobs."""
+
+    minimum: int = Field(default=0, ge=0, description="jobs kept even when idle")
+    maximum: int = Field(gt=0, description="most jobs submitted under load")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "AdaptiveConfig":
+        if self.minimum > self.maximum:
+            raise ValueError(f"adaptive minimum ({self.minimum}) is above the maximum ({self.maximum})")
+        return self
+
+
+class ClusterConfig(_Section):
+    """An HTCondor pool: resources per job and the worker environment.
+
+    Read by ``--executor condor`` (Dask workers started as condor jobs with dask-jobqueue,
+    ``analysis/condor.py``) and by the standalone batch DAG (``python -m jobs.submit``).
+    ``ship`` says how jobs find bsmscan: ``shared`` (the submitting Python and checkout are on a
+    filesystem every node mounts, e.g. AFS or CVMFS), ``wheel`` (``ship_file`` is a bsmscan wheel
+    installed with ``--no-deps`` into the job's scratch directory; the dependencies come from the
+    environment the ``prologue`` activates) or ``packed_env`` (``ship_file`` is a conda-pack /
+    venv-pack tarball unpacked and activated in the job). Shipped files go with
+    ``transfer_input_files``.
+    """
+
+    cores: int = Field(default=1, gt=0, description="cores per job (request_cpus)")
+    processes: int | None = Field(default=None, gt=0, description="Dask worker processes per job; default: one per core, single-threaded")
+    memory: str = Field(default="4 GB", description="memory per job (request_memory), e.g. '4 GB'")
+    disk: str = Field(default="8 GB", description="scratch disk per job (request_disk)")
+    jobs: int = Field(default=4, ge=0, description="Dask worker jobs to submit (ignored when adaptive is set)")
+    adaptive: AdaptiveConfig | None = Field(default=None, description="scale between minimum and maximum jobs with the load")
+    submit_directives: dict[str, str] = Field(
+        default_factory=dict, description='extra submit commands, e.g. {"+JobFlavour": \'"longlunch"\'}'
+    )
+    prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker starts (activate the environment)")
+    python: str | None = Field(default=None, description="Python on the nodes; default: this Python (shared) or 'python3'")
+    ship: Literal["shared", "wheel", "packed_env"] = "shared"
+    ship_file: Path | None = Field(default=None, description="the wheel or packed environment shipped with each job")
+    transfer_input_files: list[str] = Field(default_factory=list, description="more files to send with each job")
+    scheduler_host: str | None = Field(default=None, description="host or address the Dask scheduler listens on")
+    interface: str | None = Field(default=None, description="network interface of the scheduler and workers, e.g. eth0")
+    scheduler_port: int = Field(default=0, ge=0, le=65535, description="Dask scheduler port; 0: a free one")
+    dashboard_port: int | None = Field(default=None, ge=0, le=65535, description="Dask dashboard port; null: no dashboard")
+    worker_ports: str | None = Field(default=None, pattern=r"^\d+(:\d+)?$", description="worker port or range 'low:high' (firewalls)")
+    death_timeout: float = Field(default=120.0, gt=0, description="seconds a worker waits for the scheduler before exiting")
+    local_directory: str | None = Field(default="$_CONDOR_SCRATCH_DIR", description="worker spill directory on the node")
+    log_directory: Path | None = Field(default=None, description="condor stdout/stderr/log of the worker jobs; null: none")
+    request_gpus: int = Field(default=0, ge=0, description="GPUs requested by the train node of the batch DAG")
+    chunk_jobs: int | None = Field(default=None, gt=0, description="batch DAG: process/score nodes per stage; default: one per chunk")
+    retries: int = Field(default=2, ge=0, description="batch DAG: retries of a failed generate/process/score node")
+
+    @field_validator("memory", "disk")
+    @classmethod
+    def _sizes(cls, value: str, info) -> str:
+        return _byte_size(value, info.field_name)
+
+    @field_validator("submit_directives")
+    @classmethod
+    def _safe_directives(cls, directives: dict[str, str]) -> dict[str, str]:
+        for key, value in directives.items():
+            if not re.fullmatch(r"\+?[A-Za-z_][A-Za-z0-9_.]*", key):
+                raise ValueError(f"submit directive {key!r} is not a submit command name (e.g. request_cpus, +JobFlavour)")
+            if key.lower() in _RESERVED_SUBMIT_COMMANDS:
+                raise ValueError(f"submit directive {key!r} is set by bsmscan itself")
+            if "\n" in str(value) or "\r" in str(value):
+                raise ValueError(f"submit directive {key!r}: the value must be one line")
+        return directives
+
+    @field_validator("prologue", "transfer_input_files")
+    @classmethod
+    def _single_lines(cls, lines: list[str], info) -> list[str]:
+        if any("\n" in line or "\r" in line for line in lines):
+            raise ValueError(f"every {info.field_name} entry must be one line")
+        return lines
+
+    @model_validator(mode="after")
+    def _ship_file_given(self) -> "ClusterConfig":
+        if self.ship != "shared" and self.ship_file is None:
+            raise ValueError(f"ship: {self.ship} needs ship_file (the file sent with every job)")
+        return self
 
 
 class AnalysisConfig(_Section):
@@ -292,16 +396,12 @@ class AnalysisConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     def hash(self) -> str:
         """A short, stable hash of the whole config (for provenance)."""
         return _stable_hash(self.model_dump(mode="json"))
 
-    def generation_hash(self) -> str:
-        """Hash of everything that changes the generated events (names the sample cache folder)."""
-        generation = self.samples.model_dump(mode="json", exclude={"cache_dir", "fileset"})
-        generation["seed"] = self.seed
-        return _stable_hash(generation)
 
 
 def _stable_hash(payload: Any) -> str:

@@ -31,7 +31,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from analysis.config import AnalysisConfig
-from analysis.executors import dask_client
+from analysis.executors import DASK_EXECUTORS, dask_client
 from analysis.process import ProcessingResult, resolve_fileset, run_processing
 from analysis.scan import ScanSummary, scan_points
 from analysis.score import ScoringResult, load_histograms, run_scoring, save_histograms
@@ -74,7 +74,7 @@ class Pipeline:
     # -- stages ------------------------------------------------------------------------
     def generate(self) -> dict:
         """Generate the config's samples if the cache lacks them (no-op for a user fileset)."""
-        client = self.run_options["client"] if self.executor == "dask" else None
+        client = self.run_options["client"] if self.executor in DASK_EXECUTORS else None
         self._fileset = resolve_fileset(self.config, workers=self.run_options["workers"], client=client)
         return self._fileset
 
@@ -136,8 +136,9 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
         options = self.run_options
-        needs_cluster = self.executor == "dask" and options["client"] is None
-        with dask_client(options["workers"], options["scheduler"]) if needs_cluster else nullcontext() as client:
+        needs_cluster = self.executor in DASK_EXECUTORS and options["client"] is None
+        cluster_config = self.config.cluster if self.executor == "condor" else None  # HTCondorCluster, not LocalCluster
+        with dask_client(options["workers"], options["scheduler"], cluster_config=cluster_config) if needs_cluster else nullcontext() as client:
             if needs_cluster:  # one cluster for every stage of this run
                 options["client"] = client
             try:

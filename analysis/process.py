@@ -107,7 +107,7 @@ def run_processing(
     if store is not None:
         clear_store(store)
 
-    with client_for(executor, workers, scheduler, client) as dask:
+    with client_for(executor, workers, scheduler, client, cluster_config=config.cluster) as dask:
         chunks = run_chunks(inspected, processor_instance, executor=executor, chunksize=config.executor.chunksize,
                             workers=workers, client=dask, schema=schema, show_progress=show_progress)
 

@@ -54,6 +54,13 @@ class ScanSummary:
         """A JSON-serialisable dict (NaN kept as NaN; json writes it as NaN)."""
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict) -> "ScanSummary":
+        """The summary back from :meth:`to_json` output (e.g. ``scan.json``)."""
+        data = dict(data)
+        data["points"] = [PointScan(**point) for point in data["points"]]
+        return cls(**data)
+
 
 def _yields(score: hist.Hist, split: str, processes: list[str], point: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin sum of weights and of squared weights of ``processes`` at ``point``."""

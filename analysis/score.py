@@ -59,7 +59,8 @@ def run_scoring(
     inspected = inspect_fileset(fileset, config, skip_bad_files)
     datasets = {**inspected.root, **inspected.parquet}
     scorer = ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), thresholds)
-    with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client) as dask:
+    with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client,
+                    cluster_config=config.cluster) as dask:
         chunks = run_chunks(inspected, scorer, executor=executor, chunksize=config.executor.chunksize,
                             workers=workers or config.executor.workers, client=dask, schema=schema,
                             show_progress=show_progress)

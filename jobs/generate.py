@@ -2,9 +2,11 @@
 
 Splits every sample of the config into (sample x chunk) jobs, runs the missing ones in
 parallel on local processes or a Dask cluster, and writes the fileset manifest. Output goes
-to ``<samples.cache_dir>/<generation hash>/``: the hash covers every setting that changes the
-events (grid, processes, sizes, seed, Pythia switches), so a changed config never reuses
-stale files, and an unchanged one reuses the cache at once.
+to ``<samples.cache_dir>/<hash>/``, where the hash covers the specification of every job
+(Pythia settings, spectrum, seed, event range, detector model): a changed config never
+reuses stale files, an unchanged one reuses the cache at once, and a job that another config
+already generated (the same backgrounds with a new signal grid point, say) is linked, not
+generated again.
 
 Examples::
 
@@ -17,8 +19,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -37,8 +41,32 @@ MANIFEST_NAME = "fileset.json"
 
 
 def output_directory(config: AnalysisConfig) -> Path:
-    """Where the samples of ``config`` live: ``<cache_dir>/<generation hash>``."""
-    return config.samples.resolved_cache_dir() / config.generation_hash()
+    """Where the samples of ``config`` live: ``<cache_dir>/<hash of its jobs' specifications>``.
+
+    Only what changes the events enters the hash (see :attr:`GenerationJob.spec_hash`), so
+    e.g. the cache location or the number of signal events of a config without signal do not.
+    """
+    stems = sorted(job.stem for job in jobs_from_config(config))
+    digest = hashlib.sha256(json.dumps(stems).encode()).hexdigest()[:16]
+    return config.samples.resolved_cache_dir() / digest
+
+
+def _reuse_from_cache(job: GenerationJob, outdir: Path) -> bool:
+    """Hard-link (or copy) the outputs of an identical job found elsewhere in the cache."""
+    for json_path in outdir.parent.glob(f"*/{job.stem}.json"):
+        root_path = json_path.with_suffix(".root")
+        if json_path.parent == outdir or not root_path.exists():
+            continue
+        for source in (root_path, json_path):  # the JSON (completion marker) last
+            target = outdir / source.name
+            tmp = outdir / f".{source.name}.tmp-{os.getpid()}"
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        return True
+    return False
 
 
 def _run_local(jobs: list[GenerationJob], outdir: Path, workers: int, progress: tqdm) -> list[dict]:
@@ -92,6 +120,7 @@ def generate_samples(
     )
 
     pending = [job for job in jobs if not ((outdir / f"{job.stem}.json").exists() and (outdir / f"{job.stem}.root").exists())]
+    pending = [job for job in pending if not _reuse_from_cache(job, outdir)]
     pending.sort(key=lambda job: -job.n_events)  # big jobs first: better balance across workers
     total_events = sum(job.n_events for job in pending)
     with tqdm(total=total_events, unit="ev", desc="generate", disable=None if show_progress is None else not show_progress) as progress:

@@ -16,15 +16,19 @@ Backgrounds (two leptons + missing energy), all at sqrt(s) = 13 TeV:
 Restricting decay channels with ``onMode``/``onIfAny`` makes Pythia scale its cross section
 by the open branching fractions, so ``sigmaGen`` is the cross section of what is generated.
 
-Two-to-two processes are generated with a pT-hat bias (``PhaseSpace:bias2Selection``):
-events are sampled with extra probability (pTHat/ref)^power and carry the compensating
-weight (ref/pTHat)^power in ``genWeight``. Weighted sums stay unbiased, while the
-high-pT tail (where MET > 200 GeV events live) gets many more events.
+Backgrounds are generated with a pT-hat bias (``PhaseSpace:bias2Selection``): events are
+sampled with extra probability (pTHat/ref)^power and carry the compensating weight
+(ref/pTHat)^power in ``genWeight``. Weighted sums stay unbiased, while the high-pT tail
+(where MET > 200 GeV events live) gets more events. The price is a spread of weights, which
+lowers the effective sample size (sum w)^2 / sum w^2 of the selected events: power 2 is the
+measured optimum for WW (1.9x the effective events of unbiased generation after the MET cut;
+power 4 gives 0.4x), and the signal, whose MET comes from the neutralinos, is best unbiased.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 from analysis.config import AnalysisConfig, SignalPoint
@@ -63,6 +67,9 @@ SIGNAL_PROCESS_SETTINGS: tuple[str, ...] = (
     "SUSY:idVecA = 1000011,1000013,2000011,2000013",
     "SUSY:idVecB = 1000011,1000013,2000011,2000013",
 )
+
+#: Bump when the content or layout of the generated files changes (invalidates the cache).
+OUTPUT_FORMAT_VERSION = 1
 
 #: Pythia's largest allowed ``Random:seed``.
 MAX_PYTHIA_SEED = 900_000_000
@@ -108,9 +115,19 @@ class GenerationJob:
     common_settings: tuple[str, ...] = field(default=())
 
     @property
+    def spec_hash(self) -> str:
+        """Hash of everything that determines this job's events (settings, spectrum, seed,
+        event range, detector model): equal hashes mean identical output files."""
+        from .detector import DEFAULT_DETECTOR
+
+        spec = [self.sample.settings, self.common_settings, self.sample.slha, self.n_events, self.first_event,
+                self.seed, self.index, repr(DEFAULT_DETECTOR), OUTPUT_FORMAT_VERSION]
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:10]
+
+    @property
     def stem(self) -> str:
-        """File name stem of this job's outputs, e.g. ``WW_0003``."""
-        return f"{self.sample.name}_{self.index:04d}"
+        """File name stem of this job's outputs, e.g. ``WW_0003_1f2e3d4c5b`` (with :attr:`spec_hash`)."""
+        return f"{self.sample.name}_{self.index:04d}_{self.spec_hash}"
 
 
 def job_seed(sample_name: str, job_index: int, global_seed: int) -> int:
@@ -122,8 +139,9 @@ def job_seed(sample_name: str, job_index: int, global_seed: int) -> int:
     return int.from_bytes(digest[:8], "little") % MAX_PYTHIA_SEED + 1
 
 
-def common_settings(config: AnalysisConfig) -> tuple[str, ...]:
-    """Pythia settings shared by every sample of a config (beams, MPI, hadronisation, bias)."""
+def common_settings(config: AnalysisConfig, is_signal: bool) -> tuple[str, ...]:
+    """Pythia settings shared by the signal or the background samples of a config
+    (beams, MPI, hadronisation, tau decays, pT-hat bias)."""
     samples = config.samples
     settings = [
         f"Beams:eCM = {samples.sqrt_s_gev}",
@@ -135,10 +153,11 @@ def common_settings(config: AnalysisConfig) -> tuple[str, ...]:
         "Print:quiet = on",
         "SLHA:verbose = 0",
     ]
-    if samples.pt_bias_power > 0:
+    bias_power = samples.signal_pt_bias_power if is_signal else samples.pt_bias_power
+    if bias_power > 0:
         settings += [
             "PhaseSpace:bias2Selection = on",
-            f"PhaseSpace:bias2SelectionPow = {samples.pt_bias_power}",
+            f"PhaseSpace:bias2SelectionPow = {bias_power}",
             f"PhaseSpace:bias2SelectionRef = {samples.pt_bias_reference_gev}",
         ]
     return tuple(settings)
@@ -180,9 +199,9 @@ def samples_from_config(config: AnalysisConfig) -> list[Sample]:
 def jobs_from_config(config: AnalysisConfig) -> list[GenerationJob]:
     """Split every sample into jobs of at most ``samples.events_per_job`` events."""
     per_job = config.samples.events_per_job
-    shared = common_settings(config)
     jobs = []
     for sample in samples_from_config(config):
+        shared = common_settings(config, sample.is_signal)
         for index, first in enumerate(range(0, sample.n_events, per_job)):
             jobs.append(
                 GenerationJob(

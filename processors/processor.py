@@ -15,8 +15,8 @@ from analysis.config import AnalysisConfig
 
 from .feature_store import part_name, write_part
 from .features import FEATURE_SETS, compute_features
-from .objects import MissingBranchError, select_objects
-from .selection import Preselection, apply_cuts, cut_columns
+from .objects import MissingBranchError, Objects, select_objects
+from .selection import Preselection, Selection, apply_cuts
 from .weights import event_weights
 
 
@@ -45,6 +45,22 @@ def chunk_weights(events, metadata: dict, luminosity_fb: float) -> np.ndarray:
     return event_weights(gen_weight, metadata["xsec_pb"], luminosity_fb, metadata["sum_genweight"])
 
 
+def selected_features(selection: Selection, objects: Objects, feature_set: str, btag_pt_min: float) -> dict[str, np.ndarray]:
+    """The features of ``feature_set`` for the selected events (thesis ones are already computed)."""
+    if feature_set == "thesis":
+        return {name: selection.columns[name] for name in FEATURE_SETS["thesis"]}
+    rows = selection.rows
+    return compute_features(objects.leptons[rows], objects.jets[rows], objects.met_pt[rows], objects.met_phi[rows],
+                            feature_set, btag_pt_min)
+
+
+def selected_event_numbers(events, metadata: dict, rows: np.ndarray) -> np.ndarray:
+    """Event numbers of the selected rows (the entry number when the input has no ``event``)."""
+    if "event" in events.fields:
+        return np.asarray(events["event"], dtype=np.uint64)[rows]
+    return np.arange(metadata["entrystart"], metadata["entrystop"], dtype=np.uint64)[rows]
+
+
 class SelectionProcessor(processor.ProcessorABC):
     """Preselection, features, weights, cutflow and feature-store parts for each chunk.
 
@@ -70,47 +86,37 @@ class SelectionProcessor(processor.ProcessorABC):
             if bad.any():
                 raise InputDataError(f"{int(bad.sum())} event(s) with non-finite {name} in {source}")
 
-        columns = cut_columns(objects, self.preselection.btag_pt_min)
-        mask, cutflow = apply_cuts(self.preselection, columns, weights)
-        n_selected = int(mask.sum())
+        selection = apply_cuts(self.preselection, objects, weights)
+        n_selected = len(selection.rows)
         part = None
         if self.store is not None and n_selected > 0:
-            part = self._write_part(events, metadata, objects, columns, mask, weights)
+            part = self._write_part(events, metadata, objects, selection, weights)
 
         result = {
             "dataset": metadata["dataset"],
             "n_events": len(events),
             "n_selected": n_selected,
             "part": part,
-            **{key: values.tolist() for key, values in cutflow.items()},
+            **{key: values.tolist() for key, values in selection.cutflow.items()},
         }
         return {chunk_key(metadata): result}
 
-    def _write_part(self, events, metadata, objects, columns, mask, weights) -> str:
-        if self.feature_set == "thesis":
-            features = {name: columns[name][mask] for name in self.feature_names}
-        else:
-            features = compute_features(
-                objects.leptons[mask], objects.jets[mask], objects.met_pt[mask], objects.met_phi[mask],
-                self.feature_set, self.preselection.btag_pt_min,
-            )
+    def _write_part(self, events, metadata, objects: Objects, selection: Selection, weights) -> str:
+        features = selected_features(selection, objects, self.feature_set, self.preselection.btag_pt_min)
         for name, values in features.items():
             bad = ~np.isfinite(values)
             if bad.any():
                 raise InputDataError(f"feature {name!r} is non-finite for {int(bad.sum())} selected event(s) in {metadata['filename']}")
-        n_selected = int(mask.sum())
+        n_selected = len(selection.rows)
         is_signal = bool(metadata.get("is_signal", False))
         grid = {key: np.full(n_selected, metadata.get(key) if is_signal else np.nan, dtype=np.float32) for key in ("m_slepton", "dm")}
-        event_numbers = np.asarray(events["event"], dtype=np.uint64)[mask] if "event" in events.fields else (
-            np.arange(metadata["entrystart"], metadata["entrystop"], dtype=np.uint64)[mask]
-        )
         payload = {
-            "weight": weights[mask],
+            "weight": weights[selection.rows],
             "label": np.full(n_selected, 1 if is_signal else 0, dtype=np.int8),
             "dataset": np.full(n_selected, metadata["dataset"], dtype=object),
             "process": np.full(n_selected, metadata.get("process", metadata["dataset"]), dtype=object),
             **grid,
-            "event": event_numbers,
+            "event": selected_event_numbers(events, metadata, selection.rows),
         }
         name = part_name(metadata["dataset"], metadata["filename"], metadata["entrystart"], metadata["entrystop"])
         write_part(self.store, name, features, payload)

@@ -28,9 +28,8 @@ from coffea import processor
 from analysis.config import AnalysisConfig
 
 from .objects import select_objects
-from .processor import chunk_key, chunk_weights
-from .selection import Preselection, apply_cuts, cut_columns
-from .features import compute_features
+from .processor import chunk_key, chunk_weights, selected_event_numbers, selected_features
+from .selection import Preselection, apply_cuts
 
 SPLITS = ("train", "validation", "test")
 STEPS = ("preselection", "score cut")
@@ -139,29 +138,21 @@ class ScoringProcessor(processor.ProcessorABC):
 
         weights = chunk_weights(events, metadata, self.luminosity_fb)
         objects = select_objects(events, self.objects)
-        columns = cut_columns(objects, self.preselection.btag_pt_min)
-        mask, _ = apply_cuts(self.preselection, columns, weights)
-        output["n_scored"][dataset] = int(mask.sum())
-        if not mask.any():
+        selection = apply_cuts(self.preselection, objects, weights)
+        rows = selection.rows
+        output["n_scored"][dataset] = len(rows)
+        if len(rows) == 0:
             return output
 
         model = cached_model(self.model_dir)
-        if self.feature_set == "thesis":
-            features = {name: columns[name][mask] for name in model.feature_names}
-        else:
-            features = compute_features(
-                objects.leptons[mask], objects.jets[mask], objects.met_pt[mask], objects.met_phi[mask],
-                self.feature_set, self.preselection.btag_pt_min,
-            )
+        features = selected_features(selection, objects, self.feature_set, self.preselection.btag_pt_min)
         names = list(features)
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
         scores = model.score_points(matrix, self.points, feature_names=names)  # (points, events)
-        event_numbers = np.asarray(events["event"], dtype=np.uint64)[mask] if "event" in events.fields else (
-            np.arange(metadata["entrystart"], metadata["entrystop"], dtype=np.uint64)[mask]
-        )
-        split_codes = model.assign_split(np.full(len(event_numbers), dataset, dtype=object), event_numbers)
+        event_numbers = selected_event_numbers(events, metadata, rows)
+        split_codes = model.assign_split(np.full(len(rows), dataset, dtype=object), event_numbers)
         split_names = np.asarray(SPLITS)[split_codes]
-        selected_weights = weights[mask]
+        selected_weights = weights[rows]
         is_test = split_names == "test"
 
         for label, point_scores in zip(self.labels, scores):
@@ -170,7 +161,7 @@ class ScoringProcessor(processor.ProcessorABC):
             threshold = self.thresholds.get(label)
             passed = is_test & (point_scores >= threshold) if threshold is not None else None
             for name, histogram in output["control"].items():
-                values = columns[name][mask] if name in columns else features[name]
+                values = selection.columns[name] if name in selection.columns else features[name]
                 histogram.fill(step="preselection", process=process_name, point=label,
                                **{name: values}, weight=selected_weights)
                 if passed is not None and passed.any():

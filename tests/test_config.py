@@ -88,9 +88,16 @@ def test_config_round_trips_through_yaml(tmp_path):
     assert load_config(path) == default_config()
 
 
-def test_generation_hash_ignores_cache_dir_but_not_physics():
+def test_sample_cache_key_ignores_what_does_not_change_the_events():
+    from jobs.generate import output_directory
+
     config = default_config()
+    key = output_directory(config).name
     moved = config.model_copy(update={"samples": config.samples.model_copy(update={"cache_dir": "/elsewhere"})})
-    assert moved.generation_hash() == config.generation_hash()
-    reseeded = config.model_copy(update={"seed": 7})
-    assert reseeded.generation_hash() != config.generation_hash()
+    assert output_directory(moved).name == key
+    no_signal = config.model_copy(update={"samples": config.samples.model_copy(update={"signal_grid": []})})
+    more_signal_events = no_signal.model_copy(update={"samples": no_signal.samples.model_copy(update={"signal_events": 1})})
+    assert output_directory(more_signal_events).name == output_directory(no_signal).name  # no signal to change
+    assert output_directory(config.model_copy(update={"seed": 7})).name != key
+    hadronised = config.model_copy(update={"samples": config.samples.model_copy(update={"hadronisation": True})})
+    assert output_directory(hadronised).name != key

@@ -152,7 +152,8 @@ def test_same_seed_gives_identical_files_and_other_seeds_differ(tmp_path):
     assert other_seed.seed != job.seed
     run_generation_job(other_seed, tmp_path / "c")
 
-    a, b, c = (_tree_arrays(tmp_path / d / f"{job.stem}.root") for d in "abc")
+    a, b = (_tree_arrays(tmp_path / d / f"{job.stem}.root") for d in "ab")
+    c = _tree_arrays(tmp_path / "c" / f"{other_seed.stem}.root")
     for branch in BRANCHES:
         assert all(np.array_equal(x, y) for x, y in zip(a[branch], b[branch])), branch
     assert not np.array_equal(a["MET_pt"], c["MET_pt"])
@@ -172,13 +173,14 @@ def test_interrupted_job_is_rerun_and_finished_jobs_are_reused(tmp_path):
     config = small_config(tmp_path, signal_grid=[], backgrounds=["WW"], background_events=300, events_per_job=150)
     manifest = generate_samples(config, workers=1, show_progress=False)
     outdir = output_directory(config)
-    done, interrupted = outdir / "WW_0000", outdir / "WW_0001"
+    first, second = jobs_from_config(config)
+    done, interrupted = outdir / first.stem, outdir / second.stem
     done_mtime = done.with_suffix(".root").stat().st_mtime_ns
     # Simulate a job killed while writing: its JSON (the completion marker) is missing and a
     # half-written temporary file is left behind.
     interrupted.with_suffix(".json").unlink()
     interrupted.with_suffix(".root").unlink()
-    (outdir / ".WW_0001.root.tmp-999").write_bytes(b"half a file")
+    (outdir / f".{second.stem}.root.tmp-999").write_bytes(b"half a file")
     manifest = generate_samples(config, workers=1, show_progress=False)
     assert done.with_suffix(".root").stat().st_mtime_ns == done_mtime  # reused, not regenerated
     assert interrupted.with_suffix(".json").exists()
@@ -223,3 +225,16 @@ def test_dask_cluster_and_local_processes_write_identical_samples(tmp_path):
             assert all(np.array_equal(np.concatenate(a[k]) if a[k].dtype == object else a[k],
                                       np.concatenate(b[k]) if b[k].dtype == object else b[k]) for k in BRANCHES)
     assert os.path.basename(path_a) == os.path.basename(path_b)
+
+
+@pytest.mark.slow
+def test_jobs_shared_with_another_config_are_reused_not_regenerated(tmp_path):
+    base = small_config(tmp_path, signal_grid=[], backgrounds=["ZZ"], background_events=200, events_per_job=100)
+    generate_samples(base, workers=1, show_progress=False)
+    with_signal = small_config(tmp_path, signal_grid=[{"m_slepton": 150, "dm": 30}], backgrounds=["ZZ"],
+                               signal_events=100, background_events=200, events_per_job=100)
+    assert output_directory(with_signal) != output_directory(base)
+    manifest = generate_samples(with_signal, workers=1, show_progress=False)
+    for job in jobs_from_config(base):  # the ZZ files are the same inodes (hard links), not regenerated
+        assert (output_directory(with_signal) / f"{job.stem}.root").samefile(output_directory(base) / f"{job.stem}.root")
+    assert read_manifest(manifest)["slepton_150_30"]["metadata"]["nevents"] == 100

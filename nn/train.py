@@ -1,0 +1,285 @@
+"""The training stage: feature store -> trained classifier artifact.
+
+Command line::
+
+    python -m nn.train --store STORE --out OUT [--config analysis.yaml] [--preset NAME]
+
+reads ``STORE`` (:func:`nn.data.read_feature_store`), trains the network of the config's
+``model`` and ``training`` sections (or of a named preset, :mod:`nn.presets`), prints one line
+per epoch and the final weighted validation and test AUCs, and writes the artifact to ``OUT``
+(:mod:`nn.artifact`).  With ``training.per_point`` it trains one network per signal grid point
+into ``OUT/points/<point>/`` and writes ``OUT/index.json``.
+
+Python API: :func:`train_classifier` (a :class:`~nn.data.FeatureTable` in, a
+:class:`TrainingResult` out), :func:`train_from_store` (what the command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import flax
+import jax
+import numpy as np
+import optax
+
+from nn.artifact import TrainedModel, save_artifact, save_model_set
+from nn.data import FeatureTable, read_feature_store
+from nn.losses import LossSpec
+from nn.metrics import weighted_roc_auc
+from nn.model import MLP, build_model, signal_probability_numpy
+from nn.parametrise import point_name
+from nn.prepare import PreparedData, prepare_training_data
+from nn.presets import apply_preset
+from nn.trainer import FitResult, compiled_apply, compiled_loss, evaluate_split, fit, predict_logits
+
+__all__ = ["TrainingResult", "loss_spec", "main", "training_seed", "train_classifier", "train_from_store"]
+
+Log = Callable[[str], None] | None
+
+
+def training_seed(config) -> int:
+    """``training.seed``, or the analysis ``seed`` when it is not set."""
+    return int(config.training.seed if config.training.seed is not None else config.seed)
+
+
+def loss_spec(config) -> LossSpec:
+    """The :class:`~nn.losses.LossSpec` of a config (the Asimov uncertainty defaults to the scan's)."""
+    training = config.training
+    relative = training.asimov_relative_uncertainty
+    if relative is None:
+        relative = config.scan.relative_background_uncertainty
+    return LossSpec(
+        kind=training.loss,
+        label_smoothing=training.label_smoothing,
+        focal_gamma=training.focal_gamma,
+        relative_uncertainty=float(relative),
+        asimov_eps=training.asimov_eps,
+    )
+
+
+@dataclass
+class TrainingResult:
+    """A trained network with everything its artifact records.
+
+    Attributes:
+        network: the Flax module; params: its best parameters; data: the prepared splits;
+        fit: the training-loop outcome (history, best epoch, stop reason);
+        metrics: final validation and test metrics; metadata: the ``model.json`` content.
+    """
+
+    network: MLP
+    params: Any
+    data: PreparedData
+    fit: FitResult
+    metrics: dict[str, Any]
+    metadata: dict[str, Any]
+
+    def trained_model(self) -> TrainedModel:
+        """The in-memory :class:`~nn.artifact.TrainedModel` (as :func:`~nn.artifact.load_model` would give)."""
+        return TrainedModel(self.params, self.metadata)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact (weights + ``model.json``) to ``directory``."""
+        return save_artifact(directory, self.params, self.metadata)
+
+
+def _per_point_auc(apply, params, data: PreparedData, split: str, batch_size: int) -> dict[str, float]:
+    """Weighted AUC of each grid point's signal against all background evaluated at that point."""
+    part = data.splits.get(split)
+    if part is None:
+        return {}
+    background = np.flatnonzero(~part.is_signal)
+    x_background = part.x[background].copy()
+    d = len(data.feature_names)
+    result = {}
+    for index, (m, dm) in enumerate(data.signal_points):
+        signal = np.flatnonzero(part.is_signal & (part.point == index))
+        if signal.size == 0:
+            continue
+        if data.parametrised:
+            x_background[:, d:] = data.standardised_point(index)
+        x = np.concatenate([part.x[signal], x_background])
+        score = signal_probability_numpy(predict_logits(apply, params, x, batch_size))
+        labels = np.r_[np.ones(signal.size), np.zeros(background.size)]
+        weights = np.r_[part.weight[signal], part.weight[background]]
+        result[point_name(m, dm)] = weighted_roc_auc(score, labels, weights)
+    return result
+
+
+def _final_metrics(network: MLP, params, data: PreparedData, spec: LossSpec, batch_size: int) -> dict[str, Any]:
+    apply, loss_eval = compiled_apply(network), compiled_loss(spec)
+    metrics: dict[str, Any] = {}
+    for split in ("val", "test"):
+        if split in data.splits:
+            metrics[split], _ = evaluate_split(apply, loss_eval, params, data.splits[split], spec, data.total_rows, batch_size)
+            per_point = _per_point_auc(apply, params, data, split, batch_size)
+            metrics[split]["auc_per_point"] = per_point
+            if per_point:
+                metrics[split]["auc_mean_over_points"] = float(np.mean(list(per_point.values())))
+    return metrics
+
+
+def train_classifier(
+    table: FeatureTable,
+    config,
+    preset: str | None = None,
+    points: Sequence[tuple[float, float]] | None = None,
+    parametrised: bool | None = None,
+    log: Log = print,
+) -> TrainingResult:
+    """Train one network on ``table`` with the ``model``/``training`` sections of ``config``.
+
+    ``preset`` applies a named preset first; ``points`` restricts the signal to these grid
+    points (default: ``training.signal_points`` or all); ``parametrised`` overrides
+    ``model.parametrised``.  Returns a :class:`TrainingResult` (call ``.save(dir)``).
+    """
+    if preset is not None:
+        config = apply_preset(config, preset)
+    seed = training_seed(config)
+    data = prepare_training_data(table, config.model, config.training, seed, points, parametrised)
+    network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs)
+    spec = loss_spec(config)
+    if log is not None:
+        counts = data.summary["events"]
+        log(
+            f"training {'parametrised ' if data.parametrised else ''}{config.model.output} MLP "
+            f"{list(config.model.hidden_layers)} {config.model.activation} on {len(data.signal_points)} signal point(s), "
+            f"{len(data.feature_names)} features; events train/val/test = "
+            f"{counts.get('train', 0)}/{counts.get('val', 0)}/{counts.get('test', 0)}; loss {spec.kind}, "
+            f"optimizer {config.training.optimizer}, batch {config.training.batch_size}"
+        )
+        for cls, ess in data.summary["effective_sample_size"]["train"].items():
+            log(f"  train {cls:>10s}: {ess['events']} events, effective sample size {ess['ess_physics']:.1f} (physics weights)")
+    result = fit(network, data, config.training, spec, seed, config.model.l1, config.model.l2, log)
+    metrics = _final_metrics(network, result.params, data, spec, config.training.eval_batch_size)
+    metrics.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stop_reason=result.stop_reason, **result.timings)
+    metadata = {
+        "network": {
+            "hidden_layers": list(config.model.hidden_layers),
+            "activation": config.model.activation,
+            "dropout": config.model.dropout,
+            "n_outputs": data.n_outputs,
+            "output": config.model.output,
+        },
+        "feature_names": list(data.feature_names),
+        "input_names": list(data.input_names),
+        "parametrised": data.parametrised,
+        "classes": list(data.classes),
+        "signal_points": [list(p) for p in data.signal_points],
+        "point_probabilities": data.point_probabilities,
+        "scaler": data.scaler.to_dict(),
+        "split": {"fractions": list(config.training.split_fractions), "seed": config.training.split_seed, "scheme": "splitmix64+blake2b v1"},
+        "preset": preset,
+        "seed": seed,
+        "loss": spec.__dict__,
+        "config": config.model_dump(mode="json"),
+        "config_hash": config.hash(),
+        "feature_set": table.feature_set,
+        "store": str(table.source) if table.source is not None else None,
+        "summary": data.summary,
+        "metrics": metrics,
+        "history": result.history,
+        "versions": {
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "flax": flax.__version__,
+            "optax": optax.__version__,
+            "numpy": np.__version__,
+            "device": str(jax.devices()[0]),
+        },
+    }
+    if log is not None:
+        for split in ("val", "test"):
+            if split in metrics:
+                extra = metrics[split].get("auc_mean_over_points")
+                per_point = f"  (mean per-point AUC {extra:.4f})" if extra is not None else ""
+                log(f"{split:>4s}: weighted AUC {metrics[split]['auc']:.4f}  loss {metrics[split]['loss']:.5f}{per_point}")
+        log(f"best epoch {result.best_epoch} of {result.epochs_run}: {result.stop_reason}")
+    return TrainingResult(network, result.params, data, result, metrics, metadata)
+
+
+def train_from_store(
+    store: str | Path,
+    out: str | Path,
+    config=None,
+    preset: str | None = None,
+    log: Log = print,
+) -> list[TrainingResult]:
+    """Read the feature store, train (one network, or one per point with ``training.per_point``)
+    and write the artifact(s) to ``out``; returns the results."""
+    from analysis.config import default_config
+
+    config = default_config() if config is None else config
+    if preset is not None:
+        config = apply_preset(config, preset)
+    table = read_feature_store(store)
+    out = Path(out)
+    if not config.training.per_point:
+        result = train_classifier(table, config, preset=None, log=log)
+        result.metadata["preset"] = preset
+        result.save(out)
+        if log is not None:
+            log(f"model written to {out}")
+        return [result]
+    points = (
+        [(p.m_slepton, p.dm) for p in config.training.signal_points]
+        if config.training.signal_points is not None
+        else table.signal_points()
+    )
+    results, members = [], {}
+    for m, dm in points:
+        name = point_name(m, dm)
+        if log is not None:
+            log(f"--- grid point {name}")
+        result = train_classifier(table, config, points=[(m, dm)], parametrised=False, log=log)
+        result.metadata["preset"] = preset
+        result.save(out / "points" / name)
+        members[name] = {"m_slepton": m, "dm": dm, "path": f"points/{name}"}
+        results.append(result)
+    save_model_set(out, members)
+    if log is not None:
+        log(f"{len(results)} per-point models written to {out}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m nn.train``); returns the exit status."""
+    from analysis.config import ConfigError, load_config
+    from nn.artifact import ArtifactError
+    from nn.data import FeatureStoreError
+    from nn.presets import PRESETS
+
+    parser = argparse.ArgumentParser(prog="python -m nn.train", description="Train the signal-vs-background classifier from a feature store.")
+    parser.add_argument("--store", required=True, help="feature-store directory (parts/*.parquet + schema.json)")
+    parser.add_argument("--out", required=True, help="output directory of the model artifact")
+    parser.add_argument("--config", help="analysis config YAML (default: the built-in analysis/default.yaml)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="network/training preset applied over the config")
+    parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
+    args = parser.parse_args(argv)
+    try:
+        from analysis.config import default_config
+
+        config = load_config(args.config) if args.config else default_config()
+        log = None if args.quiet else (lambda line: print(line, flush=True))
+        results = train_from_store(args.store, args.out, config, args.preset, log=log)
+    except (ConfigError, FeatureStoreError, ArtifactError, ValueError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for result in results:
+        val, test = result.metrics.get("val", {}), result.metrics.get("test", {})
+        points = ",".join(point_name(m, d) for m, d in result.data.signal_points) if len(result.data.signal_points) <= 3 else "all points"
+        print(
+            f"[{points}] validation weighted AUC = {val.get('auc', float('nan')):.4f}, "
+            f"test weighted AUC = {test.get('auc', float('nan')):.4f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
