@@ -40,6 +40,15 @@ from processors.scoring import point_label
 STAGES = ("generate", "process", "train", "score", "scan", "report")
 
 
+def parse_stages(text: str) -> tuple[str, ...]:
+    """Stages from a comma-separated list (``"scan,report"``); unknown names are refused."""
+    stages = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [stage for stage in stages if stage not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; stages are {','.join(STAGES)}")
+    return stages
+
+
 class Pipeline:
     """The analysis chain: generate -> process -> train -> score -> scan -> report.
 
@@ -151,4 +160,9 @@ class Pipeline:
                 if needs_cluster:
                     options["client"] = None
         summary_path = self.outdir / "summary.json"
-        return json.loads(summary_path.read_text()) if "report" in stages and summary_path.exists() else {}
+        if "report" not in stages or not summary_path.exists():
+            return {}
+        summary = json.loads(summary_path.read_text())
+        summary["stages_run"] = dict(self.timings)  # now with the report stage's own time
+        summary_path.write_text(json.dumps(summary, indent=1, allow_nan=False))
+        return summary

@@ -22,15 +22,14 @@ from pathlib import Path
 from analysis.config import ConfigError, default_config, load_config
 from analysis.executors import EXECUTORS
 from analysis.fileset import BadInputFileError
-from analysis.pipeline import STAGES, Pipeline
+from analysis.pipeline import STAGES, Pipeline, parse_stages
 
 
 def _stages(text: str) -> tuple[str, ...]:
-    stages = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown stage(s) {unknown}; stages are {','.join(STAGES)}")
-    return stages
+    try:
+        return parse_stages(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def format_summary(pipeline: Pipeline) -> str:

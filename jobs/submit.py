@@ -29,6 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from analysis.config import AnalysisConfig, ConfigError, default_config, load_config
+from analysis.pipeline import parse_stages
 
 from .dag import STAGES, DagError, build_workflow, write_workflow
 
@@ -38,11 +39,10 @@ class SubmitError(RuntimeError):
 
 
 def _stages(text: str) -> tuple[str, ...]:
-    stages = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [stage for stage in stages if stage not in STAGES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown stage(s) {unknown}; stages are {','.join(STAGES)}")
-    return stages
+    try:
+        return parse_stages(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def samples_cached(config: AnalysisConfig) -> bool:
