@@ -2,7 +2,7 @@
 
 Layout of a store directory::
 
-    <store>/parts/<dataset>__<file hash>__<entry start>-<entry stop>.parquet
+    <store>/parts/<dataset>__<file name>__<entry start>-<entry stop>__<path hash>.parquet
     <store>/schema.json     feature names, feature set, per-dataset process / label / grid point
 
 Each part holds one float32 column per feature plus ``weight`` (float64), ``label`` (int8:
@@ -29,9 +29,16 @@ SCHEMA = "schema.json"
 
 
 def part_name(dataset: str, filename: str, entry_start: int, entry_stop: int) -> str:
-    """The deterministic file name of the part of one chunk."""
-    file_hash = hashlib.sha1(str(filename).encode()).hexdigest()[:12]
-    return f"{dataset}__{file_hash}__{entry_start:012d}-{entry_stop:012d}.parquet"
+    """The deterministic file name of the part of one chunk.
+
+    Parts sort by dataset, input file name and entry range, whatever folder the inputs are
+    in (the row order of the store, and so training, must not depend on where the samples
+    are cached); a short hash of the full path only tells apart equal file names.
+    """
+    path = Path(str(filename))
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem)[:80]
+    path_hash = hashlib.sha1(str(filename).encode()).hexdigest()[:8]
+    return f"{dataset}__{stem}__{entry_start:012d}-{entry_stop:012d}__{path_hash}.parquet"
 
 
 def write_part(store: str | Path, name: str, features: dict[str, np.ndarray], payload: dict[str, np.ndarray]) -> Path:
