@@ -383,6 +383,133 @@ class ClusterConfig(_Section):
         return self
 
 
+#: Hyperparameters a search may vary, and the values a choice of each may take (None: numbers).
+SEARCH_PARAMETERS: dict[str, tuple | None] = {
+    "layers": None,
+    "width": None,
+    "activation": ("relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu"),
+    "dropout": None,
+    "l1": None,
+    "l2": None,
+    "learning_rate": None,
+    "optimizer": ("adam", "adamw", "rmsprop", "sgd"),
+    "batch_size": None,
+    "loss": ("bce", "focal", "asimov"),
+}
+_INTEGER_PARAMETERS = {"layers", "width", "batch_size"}
+_CATEGORICAL_PARAMETERS = {"activation", "optimizer", "loss"}
+
+
+class SearchDimension(_Section):
+    """One hyperparameter's range: ``int``/``float`` between ``low`` and ``high`` (inclusive;
+    ``log: true`` samples uniformly in log), or ``choice`` among ``values``."""
+
+    type: Literal["int", "float", "choice"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchDimension":
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a choice needs a non-empty 'values' list")
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a choice takes 'values' only (no low/high/log)")
+            return self
+        if self.values is not None:
+            raise ValueError(f"an {self.type} range takes low/high, not 'values'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"an {self.type} range needs both 'low' and 'high'")
+        if not self.low <= self.high:
+            raise ValueError(f"low ({self.low}) must be <= high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got {self.low})")
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError("an int range needs integer low and high")
+        return self
+
+
+def _default_search_space() -> dict[str, SearchDimension]:
+    return {
+        "layers": SearchDimension(type="int", low=1, high=4),
+        "width": SearchDimension(type="choice", values=[32, 64, 128, 256]),
+        "activation": SearchDimension(type="choice", values=["relu", "tanh", "elu"]),
+        "dropout": SearchDimension(type="float", low=0.0, high=0.3),
+        "l2": SearchDimension(type="float", low=1e-7, high=1e-3, log=True),
+        "learning_rate": SearchDimension(type="float", low=1e-4, high=1e-2, log=True),
+        "optimizer": SearchDimension(type="choice", values=["adam", "rmsprop"]),
+        "batch_size": SearchDimension(type="choice", values=[256, 512, 1024]),
+    }
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search (``python -m nn.search``): space, strategy, objective, budget.
+
+    ``space`` maps hyperparameter names (:data:`SEARCH_PARAMETERS`) to ranges; the rest of the
+    network and training settings come from ``model`` and ``training``. ``objective``: ``auc``
+    (validation weighted ROC AUC, maximised), ``loss`` (validation loss, minimised) or
+    ``asimov`` (best Asimov Z of a threshold scan on the validation split with the ``scan``
+    settings, at ``objective_point`` or averaged over the grid, maximised).
+    """
+
+    strategy: Literal["random", "hyperband", "genetic"] = "random"
+    trials: int = Field(default=20, gt=0, description="trials to train (hyperband: configurations sampled)")
+    objective: Literal["auc", "loss", "asimov"] = "auc"
+    objective_point: str | None = Field(default=None, description="grid point (e.g. slepton_200_40) of the asimov objective; null: mean over the grid")
+    seed: int | None = Field(default=None, ge=0, description="search seed; default: the analysis seed")
+    space: dict[str, SearchDimension] = Field(default_factory=_default_search_space)
+    epochs: int | None = Field(default=None, gt=0, description="epochs per trial (random, genetic); default: training.max_epochs")
+    min_epochs: int = Field(default=1, gt=0, description="hyperband: epochs of the lowest rung")
+    max_epochs: int = Field(default=9, gt=0, description="hyperband: epochs of the highest rung")
+    eta: int = Field(default=3, ge=2, description="hyperband: keep the top 1/eta at each rung")
+    population: int = Field(default=8, ge=2, description="genetic: networks per generation")
+    parents: int = Field(default=4, ge=2, description="genetic: top-k networks that breed")
+    mutation_probability: float = Field(default=0.2, ge=0, le=1, description="genetic: chance that a child's gene is redrawn")
+    generations: int = Field(default=4, gt=0, description="genetic: generations (unless --trials sets the budget)")
+    use_best_model: bool = Field(default=False, description="analysis.run's train stage copies the best model of 'directory' instead of training")
+    directory: Path | None = Field(default=None, description="a finished search's output directory (for use_best_model)")
+
+    @field_validator("space")
+    @classmethod
+    def _known_parameters(cls, space: dict[str, SearchDimension]) -> dict[str, SearchDimension]:
+        for name, dimension in space.items():
+            if name not in SEARCH_PARAMETERS:
+                raise ValueError(f"space.{name}: unknown hyperparameter; known: {sorted(SEARCH_PARAMETERS)}")
+            allowed = SEARCH_PARAMETERS[name]
+            if name in _CATEGORICAL_PARAMETERS:
+                if dimension.type != "choice":
+                    raise ValueError(f"space.{name}: must be a choice among {list(allowed)}")
+                bad = [value for value in dimension.values if value not in allowed]
+                if bad:
+                    raise ValueError(f"space.{name}: unknown value(s) {bad}; allowed: {list(allowed)}")
+                continue
+            values = dimension.values if dimension.type == "choice" else [dimension.low, dimension.high]
+            if any(isinstance(value, bool) or not isinstance(value, (int, float)) for value in values):
+                raise ValueError(f"space.{name}: values must be numbers")
+            if name in _INTEGER_PARAMETERS:
+                if dimension.type == "float" or any(value != int(value) for value in values):
+                    raise ValueError(f"space.{name}: must be integers")
+                if min(values) < 1:
+                    raise ValueError(f"space.{name}: must be >= 1")
+            elif name == "dropout" and (min(values) < 0 or max(values) >= 1):
+                raise ValueError("space.dropout: must lie in [0, 1)")
+            elif name == "learning_rate" and min(values) <= 0:
+                raise ValueError("space.learning_rate: must be > 0")
+            elif min(values) < 0:
+                raise ValueError(f"space.{name}: must be >= 0")
+        return space
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "SearchConfig":
+        if self.parents > self.population:
+            raise ValueError(f"parents ({self.parents}) must be <= population ({self.population})")
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) must be <= max_epochs ({self.max_epochs})")
+        return self
+
+
 class AnalysisConfig(_Section):
     """The whole analysis: every stage reads its own section from this object."""
 
@@ -397,6 +524,7 @@ class AnalysisConfig(_Section):
     scan: ScanConfig = Field(default_factory=ScanConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     def hash(self) -> str:
         """A short, stable hash of the whole config (for provenance)."""

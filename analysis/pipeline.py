@@ -97,9 +97,27 @@ class Pipeline:
         return self.processing
 
     def train(self) -> Path:
-        """Train the classifier on the feature store; returns the model directory."""
+        """Train the classifier on the feature store; returns the model directory.
+
+        With ``search.use_best_model`` the best model of the finished search in
+        ``search.directory`` (``python -m nn.search``) is copied to the model directory instead.
+        """
         from nn.train import train_from_store
 
+        if self.config.search.use_best_model:
+            import shutil
+
+            from nn.search import best_model_directory
+
+            if self.config.search.directory is None:
+                raise ValueError("search.use_best_model needs search.directory (the output folder of python -m nn.search)")
+            source = best_model_directory(self.config.search.directory)
+            if self.model_dir.exists():
+                shutil.rmtree(self.model_dir)
+            shutil.copytree(source, self.model_dir)
+            if self.run_options["show_progress"]:
+                print(f"model: the best model of the search in {self.config.search.directory}")
+            return self.model_dir
         train_from_store(self.store, self.model_dir, self.config, log=print if self.run_options["show_progress"] else None)
         return self.model_dir
 
