@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.config import AnalysisConfig
@@ -38,6 +39,37 @@ from analysis.score import ScoringResult, load_histograms, run_scoring, save_his
 from processors.scoring import point_label
 
 STAGES = ("generate", "process", "train", "score", "scan", "report")
+
+
+@dataclass(frozen=True)
+class ResultsLayout:
+    """Where each stage writes under a results directory (shared with the batch jobs)."""
+
+    outdir: Path
+
+    @property
+    def store(self) -> Path:
+        return self.outdir / "store"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.outdir / "model"
+
+    @property
+    def histograms(self) -> Path:
+        return self.outdir / "histograms.json"
+
+    @property
+    def control_histograms(self) -> Path:
+        return self.outdir / "control_histograms.json"
+
+    @property
+    def scan(self) -> Path:
+        return self.outdir / "scan.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.outdir / "summary.json"
 
 
 def parse_stages(text: str) -> tuple[str, ...]:
@@ -62,6 +94,7 @@ class Pipeline:
         self.config = config
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
+        self.layout = ResultsLayout(self.outdir)
         self.executor = executor or config.executor.name
         self.run_options = {"executor": self.executor, "client": client, "workers": workers, "scheduler": scheduler,
                             "show_progress": show_progress}
@@ -74,11 +107,11 @@ class Pipeline:
     # -- paths -------------------------------------------------------------------------
     @property
     def store(self) -> Path:
-        return self.outdir / "store"
+        return self.layout.store
 
     @property
     def model_dir(self) -> Path:
-        return self.outdir / "model"
+        return self.layout.model_dir
 
     # -- stages ------------------------------------------------------------------------
     def generate(self) -> dict:
@@ -130,13 +163,13 @@ class Pipeline:
     def score(self) -> ScoringResult:
         """Score every selected event at every grid point; fills the score histograms."""
         self.scores = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), **self.run_options)
-        save_histograms(self.outdir / "histograms.json", self.scores)
+        save_histograms(self.layout.histograms, self.scores)
         return self.scores
 
     def scan(self) -> ScanSummary:
         """Threshold scans per grid point, standard threshold, luminosity projection, then the
         control distributions of the test events above each point's optimal threshold."""
-        scores = self.scores or load_histograms(self.outdir / "histograms.json")
+        scores = self.scores or load_histograms(self.layout.histograms)
         labels = [point_label(m, d) for m, d in self.points()]
         background = [p for p in scores.score.axes["process"] if p not in labels]
         grid = [(label, m, d) for label, (m, d) in zip(labels, self.points())]
@@ -144,11 +177,11 @@ class Pipeline:
             scores.score, grid, background, self.config.scan, self.config.luminosity_fb,
             split="test", split_fraction=self.config.training.split_fractions[2],
         )
-        (self.outdir / "scan.json").write_text(json.dumps(self.scan_summary.to_json(), indent=1))
+        self.layout.scan.write_text(json.dumps(self.scan_summary.to_json(), indent=1))
         thresholds = {p.label: p.best_threshold for p in self.scan_summary.points if p.best_threshold == p.best_threshold}
         control = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), thresholds=thresholds,
                               **self.run_options)
-        save_histograms(self.outdir / "control_histograms.json", control)
+        save_histograms(self.layout.control_histograms, control)
         return self.scan_summary
 
     def report(self) -> Path:
@@ -177,7 +210,7 @@ class Pipeline:
             finally:
                 if needs_cluster:
                     options["client"] = None
-        summary_path = self.outdir / "summary.json"
+        summary_path = self.layout.summary
         if "report" not in stages or not summary_path.exists():
             return {}
         summary = json.loads(summary_path.read_text())

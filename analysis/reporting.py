@@ -27,10 +27,10 @@ def build_report(pipeline) -> Path:
     """
     outdir = pipeline.outdir
     config = pipeline.config
-    scores = pipeline.scores or load_histograms(outdir / "histograms.json")
-    control_path = outdir / "control_histograms.json"
+    scores = pipeline.scores or load_histograms(pipeline.layout.histograms)
+    control_path = pipeline.layout.control_histograms
     control = load_histograms(control_path).control if control_path.exists() else scores.control
-    summary = pipeline.scan_summary or ScanSummary.from_json(json.loads((outdir / "scan.json").read_text()))
+    summary = pipeline.scan_summary or ScanSummary.from_json(json.loads(pipeline.layout.scan.read_text()))
     labels = [point.label for point in summary.points]
     background = [p for p in scores.score.axes["process"] if p not in labels]
     model = _model_record(pipeline.model_dir)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.config import AnalysisConfig, ConfigError, load_config
+from analysis.pipeline import ResultsLayout
 
 from .plan import (PlanError, build_plan, chunk_events, clear_partials, collect_partials, read_plan, write_json_atomic,
                    write_partial, write_plan)
@@ -50,18 +51,8 @@ class BatchError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class BatchPaths:
-    """Where the batch steps read and write, under the results directory."""
-
-    outdir: Path
-
-    @property
-    def store(self) -> Path:
-        return self.outdir / "store"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.outdir / "model"
+class BatchPaths(ResultsLayout):
+    """Where the batch steps read and write: the pipeline's results layout plus a work area."""
 
     @property
     def work(self) -> Path:
@@ -74,18 +65,6 @@ class BatchPaths:
     def partials(self, step: str) -> Path:
         """The directory of the chunk outputs of ``process``, ``score`` or ``control``."""
         return self.work / step
-
-    @property
-    def histograms(self) -> Path:
-        return self.outdir / "histograms.json"
-
-    @property
-    def control_histograms(self) -> Path:
-        return self.outdir / "control_histograms.json"
-
-    @property
-    def scan(self) -> Path:
-        return self.outdir / "scan.json"
 
 
 def chunk_node_name(step: str, slot: int) -> str:
