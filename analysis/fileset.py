@@ -29,6 +29,21 @@ class BadInputFileError(ValueError):
         self.path, self.reason, self.n_events = path, reason, n_events
 
 
+class LostEventsError(RuntimeError):
+    """A stage counted other numbers of events than the input files hold."""
+
+
+def check_all_events(n_input: dict[str, int], counted: dict[str, int], what: str) -> None:
+    """Raise :class:`LostEventsError` unless every dataset's ``counted`` events equal its input events.
+
+    ``what`` says what was counted (``"processed"``, ``"scored"``) for the message.
+    """
+    lost = {d: (n, counted.get(d, 0)) for d, n in n_input.items() if n and counted.get(d, 0) != n}
+    if lost:
+        details = ", ".join(f"{d}: {c} of {n}" for d, (n, c) in lost.items())
+        raise LostEventsError(f"{what} events do not match the input files' events ({details})")
+
+
 @dataclass
 class InspectedFileset:
     """The usable part of a fileset, the files left out, and event counts per dataset."""

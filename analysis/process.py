@@ -25,13 +25,9 @@ import numpy as np
 
 from analysis.config import AnalysisConfig, ConfigError, default_config, load_config
 from analysis.executors import EXECUTORS, SCHEMAS, client_for, run_chunks
-from analysis.fileset import BadInputFileError, inspect_fileset, load_fileset
+from analysis.fileset import BadInputFileError, LostEventsError, check_all_events, inspect_fileset, load_fileset
 from processors.feature_store import clear_store, write_schema
 from processors.processor import SelectionProcessor
-
-
-class LostEventsError(RuntimeError):
-    """Fewer events were processed than the input files hold."""
 
 
 @dataclass
@@ -112,11 +108,7 @@ def run_processing(
                             workers=workers, client=dask, schema=schema, show_progress=show_progress)
 
     cutflow, processed, selected = _combine_chunks(chunks, steps)
-    good_input = {d: n for d, n in inspected.n_input.items() if n}
-    lost = {d: (n, processed.get(d, 0)) for d, n in good_input.items() if processed.get(d, 0) != n}
-    if lost:
-        details = ", ".join(f"{d}: {p} of {n}" for d, (n, p) in lost.items())
-        raise LostEventsError(f"processed events do not match the input files' events ({details})")
+    check_all_events(inspected.n_input, processed, "processed")
 
     if store is not None:
         datasets = {**inspected.root, **inspected.parquet}

@@ -17,12 +17,8 @@ import uhi.io.json as uhi_json
 
 from analysis.config import AnalysisConfig
 from analysis.executors import client_for, run_chunks
-from analysis.fileset import inspect_fileset
+from analysis.fileset import LostEventsError, check_all_events, inspect_fileset  # noqa: F401 (re-exported)
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
-
-
-class LostEventsError(RuntimeError):
-    """Fewer events were scored than the input files hold."""
 
 
 @dataclass
@@ -65,10 +61,7 @@ def run_scoring(
                             workers=workers or config.executor.workers, client=dask, schema=schema,
                             show_progress=show_progress)
     merged = merge_chunks(chunks) if chunks else scorer.empty_output()
-    lost = {d: (n, merged["n_events"].get(d, 0)) for d, n in inspected.n_input.items() if n and merged["n_events"].get(d, 0) != n}
-    if lost:
-        details = ", ".join(f"{d}: {p} of {n}" for d, (n, p) in lost.items())
-        raise LostEventsError(f"scored events do not match the input files' events ({details})")
+    check_all_events(inspected.n_input, merged["n_events"], "scored")
     return ScoringResult(merged["score"], merged["control"], dict(sorted(merged["n_events"].items())),
                          dict(sorted(merged["n_scored"].items())))
 

@@ -171,7 +171,8 @@ def _single_result(output: dict, chunk) -> dict:
 
 def run_merge_process(config: AnalysisConfig, paths: BatchPaths, slots: int | None = None):
     """The cutflow of every chunk, summed as ``run_processing`` does; writes cutflow.json and schema.json."""
-    from analysis.process import LostEventsError, ProcessingResult, _combine_chunks, _dataset_schema
+    from analysis.fileset import check_all_events
+    from analysis.process import ProcessingResult, _combine_chunks, _dataset_schema
     from processors.feature_store import write_schema
     from processors.processor import SelectionProcessor
 
@@ -180,11 +181,7 @@ def run_merge_process(config: AnalysisConfig, paths: BatchPaths, slots: int | No
     processor_instance = SelectionProcessor(config, None)
     steps = list(processor_instance.preselection.steps)
     cutflow, processed, selected = _combine_chunks(chunks, steps)
-    good_input = {d: n for d, n in plan.n_input.items() if n}
-    lost = {d: (n, processed.get(d, 0)) for d, n in good_input.items() if processed.get(d, 0) != n}
-    if lost:
-        details = ", ".join(f"{d}: {p} of {n}" for d, (n, p) in lost.items())
-        raise LostEventsError(f"processed events do not match the input files' events ({details})")
+    check_all_events(plan.n_input, processed, "processed")
     write_schema(paths.store, list(processor_instance.feature_names), config.features.set,
                  {name: _dataset_schema(name, entry["metadata"]) for name, entry in sorted(plan.all_datasets().items())})
     result = ProcessingResult(steps=steps, cutflow=cutflow, n_input=dict(plan.n_input),
@@ -251,7 +248,8 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
     import hist
     import uhi.io.json as uhi_json
 
-    from analysis.score import LostEventsError, ScoringResult, save_histograms
+    from analysis.fileset import check_all_events
+    from analysis.score import ScoringResult, save_histograms
     from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
     step = "control" if control else "score"
@@ -266,10 +264,7 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
     else:  # an empty fileset: empty histograms, as run_scoring gives
         labels = process_labels(plan.all_datasets())
         merged = ScoringProcessor(config, str(paths.model_dir), model_points(paths), labels).empty_output()
-    lost = {d: (n, merged["n_events"].get(d, 0)) for d, n in plan.n_input.items() if n and merged["n_events"].get(d, 0) != n}
-    if lost:
-        details = ", ".join(f"{d}: {p} of {n}" for d, (n, p) in lost.items())
-        raise LostEventsError(f"scored events do not match the input files' events ({details})")
+    check_all_events(plan.n_input, merged["n_events"], "scored")
     result = ScoringResult(merged["score"], merged["control"], dict(sorted(merged["n_events"].items())),
                            dict(sorted(merged["n_scored"].items())))
     save_histograms(paths.control_histograms if control else paths.histograms, result)
@@ -340,12 +335,12 @@ def run_step(step: str, config: AnalysisConfig, outdir: Path, *, job: str | None
 
 
 def _named_errors() -> tuple[type, ...]:
-    """Errors whose message names the problem, reported without a traceback (from modules already loaded)."""
-    classes = {"analysis.fileset": "BadInputFileError", "analysis.process": "LostEventsError",
-               "analysis.score": "LostEventsError", "nn.data": "FeatureStoreError"}
-    loaded = tuple(getattr(sys.modules[module], name) for module, name in classes.items()
-                   if hasattr(sys.modules.get(module), name))
-    return (ConfigError, BatchError, PlanError) + loaded
+    """Errors whose message names the problem, reported without a traceback."""
+    from analysis.fileset import BadInputFileError, LostEventsError
+
+    named = (ConfigError, BatchError, PlanError, BadInputFileError, LostEventsError)
+    data = sys.modules.get("nn.data")  # only if loaded: importing it would import JAX
+    return named + ((data.FeatureStoreError,) if data is not None else ())
 
 
 def main(argv: list[str] | None = None) -> int:

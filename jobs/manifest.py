@@ -59,14 +59,10 @@ def write_manifest(path: Path, fileset: dict) -> None:
 
 
 def read_manifest(path: str | Path) -> dict:
-    """Read a fileset manifest JSON (plain JSON; nothing is executed or unpickled)."""
-    path = Path(path)
-    try:
-        fileset = json.loads(path.read_text())
-    except OSError as error:
-        raise FileNotFoundError(f"cannot read fileset manifest {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"fileset manifest {path} is not valid JSON: {error}") from None
-    if not isinstance(fileset, dict) or not all(isinstance(v, dict) and "files" in v for v in fileset.values()):
-        raise ValueError(f"fileset manifest {path}: every dataset needs a 'files' entry (coffea fileset format)")
-    return fileset
+    """Read a fileset manifest (plain JSON; nothing is executed or unpickled), normalised.
+
+    The same reader as for users' filesets: :func:`analysis.fileset.load_fileset`.
+    """
+    from analysis.fileset import load_fileset
+
+    return load_fileset(path)
