@@ -3,7 +3,7 @@
 ::
 
     from distributed import Client
-    from analysis.config import default_config
+    from analysis.core.config import default_config
     from analysis.pipeline import Pipeline
 
     client = Client("tcp://scheduler:8786")            # or a LocalCluster's client
@@ -28,48 +28,22 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.config import AnalysisConfig
-from analysis.executors import DASK_EXECUTORS, dask_client
-from analysis.process import ProcessingResult, resolve_fileset, run_processing
-from analysis.scan import ScanSummary, scan_points
-from analysis.score import ScoringResult, load_histograms, run_scoring, save_histograms
-from processors.scoring import point_label
+from analysis.core.config import AnalysisConfig
+from analysis.core.executors import DASK_EXECUTORS, dask_client
+from analysis.core.layout import ResultsLayout
+from analysis.core.names import point_name
+from analysis.results.scan import ScanSummary, scan_points
+from analysis.stages.process import ProcessingResult, resolve_fileset, run_processing
+from analysis.stages.score import (
+    ScoringResult,
+    load_histograms,
+    run_scoring,
+    save_histograms,
+)
 
 STAGES = ("generate", "process", "train", "score", "scan", "report")
-
-
-@dataclass(frozen=True)
-class ResultsLayout:
-    """Where each stage writes under a results directory (shared with the batch jobs)."""
-
-    outdir: Path
-
-    @property
-    def store(self) -> Path:
-        return self.outdir / "store"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.outdir / "model"
-
-    @property
-    def histograms(self) -> Path:
-        return self.outdir / "histograms.json"
-
-    @property
-    def control_histograms(self) -> Path:
-        return self.outdir / "control_histograms.json"
-
-    @property
-    def scan(self) -> Path:
-        return self.outdir / "scan.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.outdir / "summary.json"
 
 
 def parse_stages(text: str) -> tuple[str, ...]:
@@ -170,7 +144,7 @@ class Pipeline:
         """Threshold scans per grid point, standard threshold, luminosity projection, then the
         control distributions of the test events above each point's optimal threshold."""
         scores = self.scores or load_histograms(self.layout.histograms)
-        labels = [point_label(m, d) for m, d in self.points()]
+        labels = [point_name(m, d) for m, d in self.points()]
         background = [p for p in scores.score.axes["process"] if p not in labels]
         grid = [(label, m, d) for label, (m, d) in zip(labels, self.points())]
         self.scan_summary = scan_points(
@@ -186,7 +160,7 @@ class Pipeline:
 
     def report(self) -> Path:
         """Plots, ``summary.json`` and ``index.html``; returns the HTML path."""
-        from analysis.reporting import build_report
+        from analysis.stages.report import build_report
 
         return build_report(self)
 

@@ -19,9 +19,9 @@ import math
 import sys
 from pathlib import Path
 
-from analysis.config import ConfigError, default_config, load_config
-from analysis.executors import EXECUTORS
-from analysis.fileset import BadInputFileError
+from analysis.core.config import ConfigError, default_config, load_config
+from analysis.core.executors import EXECUTORS
+from analysis.core.fileset import BadInputFileError
 from analysis.pipeline import STAGES, Pipeline, parse_stages
 
 

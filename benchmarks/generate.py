@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.config import default_config  # noqa: E402
-from jobs.pythia_job import generate_particles, make_pythia, write_events  # noqa: E402
+from analysis.core.config import default_config  # noqa: E402
 from jobs.detector import reconstruct_events  # noqa: E402
+from jobs.pythia_job import generate_particles, make_pythia, write_events  # noqa: E402
 from jobs.samples import GenerationJob, jobs_from_config  # noqa: E402
 
 

@@ -29,9 +29,9 @@ import uproot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.config import config_from_dict, default_config  # noqa: E402
-from analysis.fileset import load_fileset, required_branches  # noqa: E402
-from analysis.process import run_processing  # noqa: E402
+from analysis.core.config import config_from_dict, default_config  # noqa: E402
+from analysis.core.fileset import load_fileset, required_branches  # noqa: E402
+from analysis.stages.process import run_processing  # noqa: E402
 from jobs.generate import generate_samples  # noqa: E402
 
 
@@ -80,7 +80,7 @@ def main() -> None:
 
     timings = {"bare read": [], "iterative": [], "dask (2 workers)": []}
     worker_peaks = []
-    from analysis.executors import worker_settings
+    from analysis.core.executors import worker_settings
 
     with worker_settings(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(lambda: None)  # workers up before timing

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.config import config_from_dict, default_config  # noqa: E402
+from analysis.core.config import config_from_dict, default_config  # noqa: E402
 from nn.search import run_search, search_client  # noqa: E402
 from nn.synthetic import write_synthetic_store  # noqa: E402
 

@@ -36,15 +36,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from analysis.config import default_config  # noqa: E402
+from analysis.core.config import default_config  # noqa: E402
+from analysis.core.names import point_name  # noqa: E402
 from nn.data import read_feature_store  # noqa: E402
 from nn.metrics import weighted_roc_auc  # noqa: E402
 from nn.model import build_model, init_params  # noqa: E402
-from nn.parametrise import point_name  # noqa: E402
 from nn.presets import apply_preset  # noqa: E402
 from nn.synthetic import write_synthetic_store  # noqa: E402
 from nn.train import loss_spec, train_classifier  # noqa: E402
-from nn.trainer import OptimizerSpec, TrainState, make_optimizer, make_train_epoch, make_train_step  # noqa: E402
+from nn.trainer import (  # noqa: E402
+    OptimizerSpec,
+    TrainState,
+    make_optimizer,
+    make_train_epoch,
+    make_train_step,
+)
 
 
 def step_flops(widths: list[int], batch: int) -> float:

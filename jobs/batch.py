@@ -33,11 +33,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.config import AnalysisConfig, ConfigError, load_config
-from analysis.pipeline import ResultsLayout
+from analysis.core.config import AnalysisConfig, ConfigError, load_config
+from analysis.core.errors import UserError
+from analysis.core.layout import ResultsLayout
 
-from .plan import (PlanError, build_plan, chunk_events, clear_partials, collect_partials, read_plan, write_json_atomic,
-                   write_partial, write_plan)
+from .plan import (
+    PlanError,
+    build_plan,
+    chunk_events,
+    clear_partials,
+    collect_partials,
+    read_plan,
+    write_json_atomic,
+    write_partial,
+    write_plan,
+)
 
 STEPS = ("generate", "merge-samples", "plan", "process", "merge-process", "train", "score", "merge-score", "scan",
          "control", "merge-control", "report")
@@ -46,7 +56,7 @@ CHUNK_STEPS = ("process", "score", "control")
 MERGE_STEPS = ("merge-process", "merge-score", "merge-control")
 
 
-class BatchError(RuntimeError):
+class BatchError(UserError, RuntimeError):
     """A batch step cannot run: a missing input, an unknown job; the message says which."""
 
 
@@ -123,7 +133,7 @@ def run_merge_samples(config: AnalysisConfig) -> Path:
 # -- selection ------------------------------------------------------------------------------
 def analysis_fileset(config: AnalysisConfig) -> dict:
     """The fileset the batch run analyses: the user's ``samples.fileset`` or the generated manifest."""
-    from analysis.fileset import load_fileset
+    from analysis.core.fileset import load_fileset
 
     from .generate import MANIFEST_NAME, output_directory
 
@@ -137,8 +147,8 @@ def analysis_fileset(config: AnalysisConfig) -> dict:
 
 def run_plan(config: AnalysisConfig, paths: BatchPaths, schema: str = "base", skip_bad_files: bool = False):
     """Inspect the fileset, write the chunk plan, and clear the outputs of an earlier run."""
-    from analysis.fileset import inspect_fileset
-    from processors.feature_store import clear_store
+    from analysis.core.fileset import inspect_fileset
+    from analysis.core.store import clear_store
 
     inspected = inspect_fileset(analysis_fileset(config), config, skip_bad_files)
     plan = build_plan(inspected, config.executor.chunksize, schema)
@@ -171,9 +181,13 @@ def _single_result(output: dict, chunk) -> dict:
 
 def run_merge_process(config: AnalysisConfig, paths: BatchPaths, slots: int | None = None):
     """The cutflow of every chunk, summed as ``run_processing`` does; writes cutflow.json and schema.json."""
-    from analysis.fileset import check_all_events
-    from analysis.process import ProcessingResult, _combine_chunks, _dataset_schema
-    from processors.feature_store import write_schema
+    from analysis.core.fileset import check_all_events
+    from analysis.core.store import write_schema
+    from analysis.stages.process import (
+        ProcessingResult,
+        _combine_chunks,
+        _dataset_schema,
+    )
     from processors.processor import SelectionProcessor
 
     plan = read_plan(paths.plan)
@@ -248,8 +262,8 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
     import hist
     import uhi.io.json as uhi_json
 
-    from analysis.fileset import check_all_events
-    from analysis.score import ScoringResult, save_histograms
+    from analysis.core.fileset import check_all_events
+    from analysis.stages.score import ScoringResult, save_histograms
     from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
     step = "control" if control else "score"
@@ -274,13 +288,13 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
 # -- scan and report ------------------------------------------------------------------------
 def run_scan(config: AnalysisConfig, paths: BatchPaths):
     """Threshold scans of every grid point from histograms.json; writes scan.json (as ``Pipeline.scan``)."""
-    from analysis.scan import scan_points
-    from analysis.score import load_histograms
-    from processors.scoring import point_label
+    from analysis.core.names import point_name
+    from analysis.results.scan import scan_points
+    from analysis.stages.score import load_histograms
 
     scores = load_histograms(paths.histograms)
     points = model_points(paths)
-    labels = [point_label(m, d) for m, d in points]
+    labels = [point_name(m, d) for m, d in points]
     background = [p for p in scores.score.axes["process"] if p not in labels]
     grid = [(label, m, d) for label, (m, d) in zip(labels, points)]
     summary = scan_points(scores.score, grid, background, config.scan, config.luminosity_fb,
@@ -336,7 +350,7 @@ def run_step(step: str, config: AnalysisConfig, outdir: Path, *, job: str | None
 
 def _named_errors() -> tuple[type, ...]:
     """Errors whose message names the problem, reported without a traceback."""
-    from analysis.fileset import BadInputFileError, LostEventsError
+    from analysis.core.fileset import BadInputFileError, LostEventsError
 
     named = (ConfigError, BatchError, PlanError, BadInputFileError, LostEventsError)
     data = sys.modules.get("nn.data")  # only if loaded: importing it would import JAX

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from analysis.config import AnalysisConfig, ClusterConfig
+from analysis.core.config import AnalysisConfig, ClusterConfig
+from analysis.core.errors import UserError
 
 from .batch import CHUNK_STEPS, MERGE_STEPS, STEPS
 
@@ -55,7 +56,7 @@ STAGE_STEPS = {
 STAGES = tuple(STAGE_STEPS)
 
 
-class DagError(ValueError):
+class DagError(UserError, ValueError):
     """A malformed workflow or DAG file; the message names the node or line."""
 
 
@@ -130,7 +131,7 @@ def predicted_chunk_count(config: AnalysisConfig) -> int:
         from .samples import jobs_from_config
 
         return sum(len(file_chunk_ranges(job.n_events, chunksize)) for job in jobs_from_config(config))
-    from analysis.fileset import file_format, load_fileset
+    from analysis.core.fileset import file_format, load_fileset
 
     count = 0
     for entry in load_fileset(config.samples.fileset).values():
@@ -202,7 +203,7 @@ def submit_description(step: str, config: AnalysisConfig, config_path: Path, out
     """The submit description of ``step`` (``condor/batch_step.sub`` filled in)."""
     from dask.utils import parse_bytes
 
-    from analysis.condor import transfer_directives, worker_environment
+    from analysis.core.condor import transfer_directives, worker_environment
 
     cluster = config.cluster
     extra = {}
@@ -227,7 +228,7 @@ def submit_description(step: str, config: AnalysisConfig, config_path: Path, out
 
 def wrapper_script(cluster: ClusterConfig) -> str:
     """The job wrapper: the environment set-up lines, then ``exec python "$@"``."""
-    from analysis.condor import worker_environment
+    from analysis.core.condor import worker_environment
 
     environment = worker_environment(cluster)
     return render_template("job_wrapper.sh", prologue="\n".join(environment.prologue), python=shlex.quote(environment.python))

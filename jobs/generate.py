@@ -31,7 +31,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from analysis.config import AnalysisConfig, ConfigError, default_config, full_signal_grid, load_config
+from analysis.core.config import (
+    AnalysisConfig,
+    ConfigError,
+    default_config,
+    full_signal_grid,
+    load_config,
+)
 
 from .manifest import sample_entry, write_manifest
 from .pythia_job import run_generation_job

@@ -61,8 +61,8 @@ def write_manifest(path: Path, fileset: dict) -> None:
 def read_manifest(path: str | Path) -> dict:
     """Read a fileset manifest (plain JSON; nothing is executed or unpickled), normalised.
 
-    The same reader as for users' filesets: :func:`analysis.fileset.load_fileset`.
+    The same reader as for users' filesets: :func:`analysis.core.fileset.load_fileset`.
     """
-    from analysis.fileset import load_fileset
+    from analysis.core.fileset import load_fileset
 
     return load_fileset(path)

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from analysis.core.atomic import write_json_atomic  # noqa: F401 (used by the batch steps)
+from analysis.core.errors import UserError
 
 PLAN_FORMAT = "bsmscan-chunk-plan-1"
 PARTIAL_FORMAT = "bsmscan-partial-1"
@@ -39,7 +41,7 @@ PARTIAL_FORMAT = "bsmscan-partial-1"
 XROOTD_TIMEOUT = 60
 
 
-class PlanError(RuntimeError):
+class PlanError(UserError, RuntimeError):
     """The chunk plan is missing or does not fit the partial outputs; the message names the chunk."""
 
 
@@ -59,7 +61,7 @@ class Chunk:
     @property
     def output_name(self) -> str:
         """The file name of this chunk's partial output (the feature-store part name, ``.json``)."""
-        from processors.feature_store import part_name
+        from analysis.core.store import part_name
 
         return part_name(self.dataset, self.filename, self.entrystart, self.entrystop).removesuffix(".parquet") + ".json"
 
@@ -126,7 +128,7 @@ def file_entries(path: str, tree: str, fmt: str) -> tuple[int, str]:
 
 
 def build_plan(inspected, chunksize: int, schema: str = "base") -> ChunkPlan:
-    """The chunk plan of an :class:`analysis.fileset.InspectedFileset` for ``chunksize``."""
+    """The chunk plan of an :class:`analysis.core.fileset.InspectedFileset` for ``chunksize``."""
     from processors.processor import chunk_key
 
     chunks = []
@@ -140,15 +142,6 @@ def build_plan(inspected, chunksize: int, schema: str = "base") -> ChunkPlan:
                     chunks.append(Chunk(key, fmt, dataset, path, tree, start, stop, file_uuid))
     chunks.sort(key=lambda chunk: chunk.key)
     return ChunkPlan(chunksize, schema, datasets, dict(sorted(inspected.n_input.items())), list(inspected.skipped), chunks)
-
-
-def write_json_atomic(path: Path, payload: Any, **dumps_options) -> Path:
-    """Write ``payload`` as JSON under a temporary name, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, **dumps_options))
-    os.replace(tmp, path)
-    return path
 
 
 def write_plan(path: str | Path, plan: ChunkPlan) -> Path:
@@ -174,7 +167,7 @@ def chunk_events(plan: ChunkPlan, chunk: Chunk) -> Iterator:
     """The NanoEvents of one chunk, built as coffea's Runner builds them (same metadata, lazily read)."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from analysis.executors import SCHEMAS
+    from analysis.core.executors import SCHEMAS
 
     metadata = {"dataset": chunk.dataset, "filename": chunk.filename, "treename": chunk.treename,
                 "entrystart": chunk.entrystart, "entrystop": chunk.entrystop, "fileuuid": chunk.fileuuid}

@@ -31,7 +31,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from analysis.config import AnalysisConfig, SignalPoint
+from analysis.core.config import AnalysisConfig, SignalPoint
 
 from .slha import slepton_spectrum
 

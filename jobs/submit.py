@@ -28,13 +28,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from analysis.config import AnalysisConfig, ConfigError, default_config, load_config
+from analysis.core.config import (
+    AnalysisConfig,
+    ConfigError,
+    default_config,
+    load_config,
+)
+from analysis.core.errors import UserError
 from analysis.pipeline import parse_stages
 
 from .dag import STAGES, DagError, build_workflow, write_workflow
 
 
-class SubmitError(RuntimeError):
+class SubmitError(UserError, RuntimeError):
     """The DAG could not be submitted (no schedd, a refused submission); the message says why."""
 
 

@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from analysis.core.errors import UserError
+from analysis.core.names import point_name
 from nn.model import build_model, signal_probability
-from nn.parametrise import point_name
 from nn.scaler import Standardizer
 from nn.split import assign_split
 
@@ -54,11 +55,11 @@ INDEX_FILE = "index.json"
 _SCORE_CHUNK = 65_536
 
 
-class ArtifactError(ValueError):
+class ArtifactError(UserError, ValueError):
     """A model artifact is missing, corrupt or of an unknown format; the message names the file."""
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(UserError, ValueError):
     """The data's features differ from the model's; the message names missing and extra ones."""
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analysis.core.errors import UserError
+
 __all__ = [
     "FeatureStoreError",
     "FeatureTable",
@@ -37,7 +39,7 @@ META_COLUMNS = ("weight", "label", "dataset", "process", "m_slepton", "dm", "eve
 _BATCH_ROWS = 65_536
 
 
-class FeatureStoreError(ValueError):
+class FeatureStoreError(UserError, ValueError):
     """The feature store is missing, unreadable or inconsistent; the message names the file."""
 
 

@@ -16,7 +16,7 @@ integer class (binary: 1 signal / 0 background; multi-class: 0 signal, 1.. backg
 * ``asimov`` L = 1 / (Z_A + eps) from the weighted batch yields s = yield_scale * sum_sig w p,
              b = yield_scale * sum_bkg w p (p = signal probability), sigma_b = rel * b
              (Elwood and Kruecker, arXiv:1806.00322), with Z_A from :func:`asimov_significance`,
-             the differentiable twin of :func:`analysis.significance.asimov_significance`.
+             the differentiable twin of :func:`analysis.core.statistics.asimov_significance`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _as_float(value) -> jax.Array:
 def asimov_significance(s, b, sigma_b=0.0) -> jax.Array:
     """Asimov discovery significance Z(s, b, sigma_b) in jax.numpy (differentiable in s, b, sigma_b).
 
-    The same function as :func:`analysis.significance.asimov_significance`
+    The same function as :func:`analysis.core.statistics.asimov_significance`
     (ATL-PHYS-PUB-2020-025 Eq. 1; sigma_b the absolute background uncertainty; Cowan et al.
     for sigma_b = 0): NaN for invalid input (b <= 0, s < 0, sigma_b < 0, non-finite), 0 for
     s = 0.  Computes in the inputs' floating dtype (float32 by default) and agrees with the

@@ -14,17 +14,13 @@ from typing import Sequence
 
 import numpy as np
 
+from analysis.core.names import point_name
 from nn.split import event_uniform
 
 __all__ = ["PARAMETER_NAMES", "draw_background_points", "match_points", "point_name"]
 
 #: Names of the parameter inputs, appended after the features.
 PARAMETER_NAMES = ("m_slepton", "dm")
-
-
-def point_name(m_slepton: float, dm: float) -> str:
-    """Sample-style name of a grid point, e.g. ``slepton_200_40`` (as ``SignalPoint.name``)."""
-    return f"slepton_{m_slepton:g}_{dm:g}".replace(".", "p")
 
 
 def match_points(m_slepton: np.ndarray, dm: np.ndarray, points: Sequence[tuple[float, float]]) -> np.ndarray:

@@ -24,8 +24,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from analysis.core.names import point_name
 from nn.data import FeatureTable
-from nn.parametrise import PARAMETER_NAMES, draw_background_points, match_points, point_name
+from nn.parametrise import PARAMETER_NAMES, draw_background_points, match_points
 from nn.scaler import Standardizer
 from nn.split import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_split
 from nn.weights import (

@@ -56,11 +56,11 @@ PRESETS: dict[str, Preset] = {
 
 
 def apply_preset(config, name: str):
-    """A copy of the :class:`~analysis.config.AnalysisConfig` ``config`` with preset ``name`` applied.
+    """A copy of the :class:`~analysis.core.config.AnalysisConfig` ``config`` with preset ``name`` applied.
 
     Raises ``ValueError`` listing the known presets when ``name`` is unknown.
     """
-    from analysis.config import config_from_dict
+    from analysis.core.config import config_from_dict
 
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")

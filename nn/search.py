@@ -55,7 +55,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from nn.search_space import apply_hyperparameters, sample_configuration, trial_key, trial_seed
+from nn.search_space import (
+    apply_hyperparameters,
+    sample_configuration,
+    trial_key,
+    trial_seed,
+)
 
 __all__ = [
     "ResultsTable",
@@ -83,12 +88,12 @@ def asimov_objective(result, config) -> dict[str, float]:
     Scores the validation events of :class:`~nn.train.TrainingResult` ``result`` at each grid
     point (signal of that point against all background), histograms the physics-weighted scores
     (scaled by 1 / validation fraction to the full luminosity) in ``scan.score_bins`` bins on
-    [0, 1] and scans them with :func:`analysis.significance.threshold_scan` and the ``scan``
+    [0, 1] and scans them with :func:`analysis.core.statistics.threshold_scan` and the ``scan``
     settings. A point without a valid threshold gets Z = 0.
     """
-    from analysis.significance import threshold_scan
+    from analysis.core.names import point_name
+    from analysis.core.statistics import threshold_scan
     from nn.model import signal_probability_numpy
-    from nn.parametrise import point_name
     from nn.trainer import compiled_apply, predict_logits
 
     data, scan = result.data, config.scan
@@ -169,7 +174,7 @@ def run_trial(store: str, config_data: dict, trial: dict) -> dict[str, Any]:
     ``status`` ``ok`` (``objective``, ``score``, ``metrics``, and under ``_artifact`` the
     parameters and metadata of the trained network) or ``failed`` (``error``).
     """
-    from analysis.config import config_from_dict
+    from analysis.core.config import config_from_dict
     from nn.train import train_classifier
 
     started = time.perf_counter()
@@ -569,9 +574,9 @@ def single_threaded_workers() -> Iterator[None]:
 
 @contextlib.contextmanager
 def search_client(workers: int | None = None, scheduler: str | None = None, cluster_config=None) -> Iterator[Any]:
-    """A Dask client for the search (:func:`analysis.executors.dask_client`); a new LocalCluster
+    """A Dask client for the search (:func:`analysis.core.executors.dask_client`); a new LocalCluster
     gets single-threaded JAX workers (:func:`single_threaded_workers`)."""
-    from analysis.executors import dask_client
+    from analysis.core.executors import dask_client
 
     local = scheduler is None and cluster_config is None
     with contextlib.ExitStack() as stack:
@@ -610,7 +615,7 @@ def pin_workers(client) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m nn.search``); returns the exit status."""
-    from analysis.config import ConfigError, default_config, load_config
+    from analysis.core.config import ConfigError, default_config, load_config
     from nn.data import FeatureStoreError
 
     parser = argparse.ArgumentParser(prog="python -m nn.search", description="Hyperparameter search for the classifier.")

@@ -2,7 +2,7 @@
 and a self-contained parallel-coordinates HTML page (inline SVG + a few lines of inline JS, no
 external resources).
 
-Figures use an Agg canvas (no pyplot state), as :mod:`analysis.plots` does.
+Figures use an Agg canvas (no pyplot state), as :mod:`analysis.results.plots` does.
 """
 
 from __future__ import annotations

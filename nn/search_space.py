@@ -1,7 +1,7 @@
 """The hyperparameter search space: sampling, seeds, trial keys and applying a trial to a config.
 
 A *trial configuration* is a plain dict ``{hyperparameter: value}`` over the names of the
-config's ``search.space`` (:class:`analysis.config.SearchConfig`); :func:`apply_hyperparameters`
+config's ``search.space`` (:class:`analysis.core.config.SearchConfig`); :func:`apply_hyperparameters`
 turns it into a full analysis config (``layers`` x ``width`` become ``model.hidden_layers``).
 Every random choice takes a :class:`numpy.random.Generator`, so a search is reproducible.
 """
@@ -28,7 +28,7 @@ _TRAINING_FIELDS = {"learning_rate", "optimizer", "batch_size", "loss"}
 
 
 def sample_value(dimension, rng: np.random.Generator) -> Any:
-    """One value of a :class:`~analysis.config.SearchDimension` (JSON-ready Python scalar)."""
+    """One value of a :class:`~analysis.core.config.SearchDimension` (JSON-ready Python scalar)."""
     if dimension.type == "choice":
         return dimension.values[int(rng.integers(len(dimension.values)))]
     low, high = float(dimension.low), float(dimension.high)

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analysis.core.names import point_name
+
 __all__ = ["DEFAULT_FEATURES", "DEFAULT_GRID", "write_synthetic_store"]
 
 #: Feature names of the synthetic store (a few of the thesis variables' names).
@@ -39,10 +41,6 @@ DEFAULT_FEATURES = (
 #: Default signal grid (m_slepton, dm) in GeV.
 DEFAULT_GRID = ((100.0, 10.0), (100.0, 40.0), (200.0, 10.0), (200.0, 40.0), (300.0, 40.0), (300.0, 75.0))
 _BACKGROUNDS = {"WW": 10_000.0, "ttbar": 800.0, "ZZ": 1_200.0}  # cross sections in fb
-
-
-def _point_name(m_slepton: float, dm: float) -> str:
-    return f"slepton_{m_slepton:g}_{dm:g}".replace(".", "p")
 
 
 def _signal_means(n_features: int, m_slepton: float, dm: float, separation: float) -> np.ndarray:
@@ -135,7 +133,7 @@ def write_synthetic_store(
         datasets[process] = {"process": process, "is_signal": False, "m_slepton": None, "dm": None}
 
     for m_slepton, dm in grid:
-        name = _point_name(m_slepton, dm)
+        name = point_name(m_slepton, dm)
         x = _events(rng, n_signal, _signal_means(d, m_slepton, dm, separation), np.ones(d), feature_names)
         xsec = 50.0 * (100.0 / m_slepton) ** 4
         weight = _weights(rng, n_signal, xsec, luminosity_fb, 0.0)

@@ -28,15 +28,22 @@ import jax
 import numpy as np
 import optax
 
+from analysis.core.names import point_name
 from nn.artifact import TrainedModel, save_artifact, save_model_set
 from nn.data import FeatureTable, read_feature_store
 from nn.losses import LossSpec
 from nn.metrics import weighted_roc_auc
 from nn.model import MLP, build_model, signal_probability_numpy
-from nn.parametrise import point_name
 from nn.prepare import PreparedData, prepare_training_data
 from nn.presets import apply_preset
-from nn.trainer import FitResult, compiled_apply, compiled_loss, evaluate_split, fit, predict_logits
+from nn.trainer import (
+    FitResult,
+    compiled_apply,
+    compiled_loss,
+    evaluate_split,
+    fit,
+    predict_logits,
+)
 
 __all__ = ["TrainingResult", "loss_spec", "main", "training_seed", "train_classifier", "train_from_store"]
 
@@ -213,7 +220,7 @@ def train_from_store(
 ) -> list[TrainingResult]:
     """Read the feature store, train (one network, or one per point with ``training.per_point``)
     and write the artifact(s) to ``out``; returns the results."""
-    from analysis.config import default_config
+    from analysis.core.config import default_config
 
     config = default_config() if config is None else config
     if preset is not None:
@@ -250,7 +257,7 @@ def train_from_store(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m nn.train``); returns the exit status."""
-    from analysis.config import ConfigError, load_config
+    from analysis.core.config import ConfigError, load_config
     from nn.artifact import ArtifactError
     from nn.data import FeatureStoreError
     from nn.presets import PRESETS
@@ -258,12 +265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nn.train", description="Train the signal-vs-background classifier from a feature store.")
     parser.add_argument("--store", required=True, help="feature-store directory (parts/*.parquet + schema.json)")
     parser.add_argument("--out", required=True, help="output directory of the model artifact")
-    parser.add_argument("--config", help="analysis config YAML (default: the built-in analysis/default.yaml)")
+    parser.add_argument("--config", help="analysis config YAML (default: the built-in analysis/core/default.yaml)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network/training preset applied over the config")
     parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
     args = parser.parse_args(argv)
     try:
-        from analysis.config import default_config
+        from analysis.core.config import default_config
 
         config = load_config(args.config) if args.config else default_config()
         log = None if args.quiet else (lambda line: print(line, flush=True))

@@ -30,7 +30,12 @@ import optax
 from flax import struct
 
 from nn.losses import LossSpec, make_loss
-from nn.metrics import binary_metrics, weighted_accuracy, weighted_precision, weighted_roc_auc
+from nn.metrics import (
+    binary_metrics,
+    weighted_accuracy,
+    weighted_precision,
+    weighted_roc_auc,
+)
 from nn.model import MLP, init_params, signal_probability_numpy, weight_penalty
 from nn.prepare import PreparedData, SplitData
 
@@ -74,7 +79,7 @@ class OptimizerSpec:
 
     @classmethod
     def from_training(cls, training) -> "OptimizerSpec":
-        """The spec of a :class:`~analysis.config.TrainingConfig`; settings the chosen optimiser
+        """The spec of a :class:`~analysis.core.config.TrainingConfig`; settings the chosen optimiser
         and schedule do not use are left at their defaults (more reuse of compiled steps)."""
         values = {f.name: getattr(training, f.name) for f in fields(cls)}
         unused = {

@@ -68,6 +68,8 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from analysis.core.errors import UserError
+
 __all__ = [
     "FUNCTIONS",
     "CutEvaluationError",
@@ -119,7 +121,7 @@ _OPERATOR_HINTS = {
 # --------------------------------------------------------------------------- errors
 
 
-class CutSyntaxError(ValueError):
+class CutSyntaxError(UserError, ValueError):
     """A cut string that cannot be parsed (or is ill-typed where that is known).
 
     Attributes ``text`` (the cut), ``position`` (0-based offset of the offending
@@ -139,7 +141,7 @@ class CutSyntaxError(ValueError):
         super().__init__(message)
 
 
-class CutEvaluationError(ValueError):
+class CutEvaluationError(UserError, ValueError):
     """A parsed cut that cannot be evaluated on the given columns."""
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from analysis.config import ObjectSelection
+from analysis.core.config import ObjectSelection
+from analysis.core.errors import UserError
 
 from .features import delta_r
 
@@ -23,7 +24,7 @@ LEPTON_FIELDS = ("pt", "eta", "phi", "mass", "charge")
 JET_FIELDS = ("pt", "eta", "phi", "mass")
 
 
-class MissingBranchError(KeyError):
+class MissingBranchError(UserError, KeyError):
     """A branch the analysis needs is not in the input file."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message

@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 from coffea import processor
 
-from analysis.config import AnalysisConfig
+from analysis.core.config import AnalysisConfig
+from analysis.core.errors import UserError
+from analysis.core.store import part_name, write_part
 
-from .feature_store import part_name, write_part
 from .features import FEATURE_SETS, compute_features
 from .objects import MissingBranchError, Objects, select_objects
 from .selection import Preselection, Selection, apply_cuts
 from .weights import event_weights
 
 
-class InputDataError(ValueError):
+class InputDataError(UserError, ValueError):
     """The content of an input file is unusable (non-finite values, missing metadata)."""
 
 

@@ -25,10 +25,16 @@ import hist
 import numpy as np
 from coffea import processor
 
-from analysis.config import AnalysisConfig
+from analysis.core.config import AnalysisConfig
+from analysis.core.names import point_name
 
 from .objects import select_objects
-from .processor import chunk_key, chunk_weights, selected_event_numbers, selected_features
+from .processor import (
+    chunk_key,
+    chunk_weights,
+    selected_event_numbers,
+    selected_features,
+)
 from .selection import Preselection, apply_cuts
 
 SPLITS = ("train", "validation", "test")
@@ -54,15 +60,10 @@ def cached_model(directory: str):
     return _MODELS[directory]
 
 
-def point_label(m_slepton: float, dm: float) -> str:
-    """Grid point label used on histogram axes, e.g. ``slepton_200_40``."""
-    return f"slepton_{m_slepton:g}_{dm:g}".replace(".", "p")
-
-
 def process_label(dataset: str, metadata: dict) -> str:
     """Process axis label: the grid point for signal, the process for background."""
     if metadata.get("is_signal", False):
-        return point_label(metadata["m_slepton"], metadata["dm"])
+        return point_name(metadata["m_slepton"], metadata["dm"])
     return metadata.get("process", dataset)
 
 
@@ -113,7 +114,7 @@ class ScoringProcessor(processor.ProcessorABC):
         self.score_bins = config.scan.score_bins
         self.model_dir = str(model_dir)
         self.points = [(float(m), float(d)) for m, d in points]
-        self.labels = [point_label(m, d) for m, d in self.points]
+        self.labels = [point_name(m, d) for m, d in self.points]
         self.processes = list(processes)
         self.thresholds = dict(thresholds or {})
 

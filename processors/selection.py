@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from analysis.config import SelectionConfig
+from analysis.core.config import SelectionConfig
+from analysis.core.errors import UserError
 
 from .expressions import CutExpression, parse_cut
 from .features import THESIS_FEATURES, compute_features
@@ -26,7 +27,7 @@ CUT_COLUMNS = (*THESIS_FEATURES, *EXTRA_COLUMNS)
 INITIAL_STEP = "all events"
 
 
-class SelectionConfigError(ValueError):
+class SelectionConfigError(UserError, ValueError):
     """A cut that cannot be applied (unknown column); the message names the cut."""
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.config import config_from_dict, default_config
+from analysis.core.config import config_from_dict, default_config
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

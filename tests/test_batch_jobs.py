@@ -15,8 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from analysis.config import config_from_dict, default_config
-from jobs.batch import BatchPaths, BatchError, run_merge_process, run_merge_samples, run_plan, run_process
+from analysis.core.config import config_from_dict, default_config
+from jobs.batch import (
+    BatchError,
+    BatchPaths,
+    run_merge_process,
+    run_merge_samples,
+    run_plan,
+    run_process,
+)
 from jobs.plan import PlanError, read_plan
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:coffea.*")
@@ -86,9 +93,9 @@ def _store(store: Path) -> dict:
 
 
 def test_chunks_are_coffeas_and_the_merge_equals_the_runner_bit_for_bit(batch_run, synthetic, tmp_path):
-    from analysis.executors import run_chunks
-    from analysis.fileset import inspect_fileset
-    from analysis.process import run_processing
+    from analysis.core.executors import run_chunks
+    from analysis.core.fileset import inspect_fileset
+    from analysis.stages.process import run_processing
     from processors.processor import SelectionProcessor
 
     config, paths, plan, merged = batch_run
@@ -185,7 +192,7 @@ def _tiny_config(cache_dir: Path):
 @pytest.mark.slow
 def test_local_dag_run_equals_the_dask_pipeline(tmp_path):
     from analysis.pipeline import Pipeline
-    from analysis.score import load_histograms
+    from analysis.stages.score import load_histograms
     from jobs import submit
 
     config = _tiny_config(tmp_path / "cache")
@@ -193,7 +200,7 @@ def test_local_dag_run_equals_the_dask_pipeline(tmp_path):
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     # the report stage needs the report module another stage provides; compare it when present
     stages = ["generate", "process", "train", "score", "scan"]
-    if importlib.util.find_spec("analysis.reporting") is not None:
+    if importlib.util.find_spec("analysis.stages.report") is not None:
         stages.append("report")
     batch_out, dask_out = tmp_path / "batch", tmp_path / "dask"
     assert submit.main(["--config", str(config_path), "--outdir", str(batch_out), "--local", "--cores", "2",

@@ -14,7 +14,13 @@ import htcondor2
 import pytest
 import yaml
 
-from analysis.config import ClusterConfig, ConfigError, config_from_dict, default_config, default_config_text
+from analysis.core.config import (
+    ClusterConfig,
+    ConfigError,
+    config_from_dict,
+    default_config,
+    default_config_text,
+)
 from tests.conftest import small_config
 
 LCG_SETUP = "source /cvmfs/sft.cern.ch/lcg/views/LCG_106/x86_64-el9-gcc13-opt/setup.sh"
@@ -29,7 +35,7 @@ def _lxplus_cluster(tmp_path: Path, **overrides) -> ClusterConfig:
 
 # -- Dask on HTCondor ----------------------------------------------------------------------------
 def test_worker_job_script_parses_and_carries_the_requested_resources(tmp_path):
-    from analysis.condor import job_script
+    from analysis.core.condor import job_script
 
     submit = htcondor2.Submit(job_script(_lxplus_cluster(tmp_path)))
     assert submit["MY.DaskWorkerCores"] == "4"
@@ -49,7 +55,7 @@ def test_worker_job_script_parses_and_carries_the_requested_resources(tmp_path):
 def test_cluster_is_built_from_the_config_without_submitting_jobs(tmp_path):
     from dask_jobqueue import HTCondorCluster
 
-    from analysis.condor import htcondor_cluster
+    from analysis.core.condor import htcondor_cluster
 
     cluster = htcondor_cluster(_lxplus_cluster(tmp_path, processes=2, scheduler_host="127.0.0.1"))
     try:
@@ -64,7 +70,7 @@ def test_cluster_is_built_from_the_config_without_submitting_jobs(tmp_path):
 
 @pytest.mark.parametrize("ship", ["wheel", "packed_env"])
 def test_a_wheel_or_packed_environment_is_shipped_with_each_worker_job(tmp_path, ship):
-    from analysis.condor import job_script
+    from analysis.core.condor import job_script
 
     shipped = tmp_path / ("bsmscan-0.1.0-py3-none-any.whl" if ship == "wheel" else "env.tar.gz")
     shipped.write_bytes(b"")
@@ -102,8 +108,8 @@ def test_condor_executor_builds_its_cluster_from_the_config_and_runs_coffea_on_d
     from coffea.processor import DaskExecutor
     from distributed import LocalCluster
 
-    import analysis.condor
-    from analysis.executors import client_for, coffea_executor
+    import analysis.core.executors
+    from analysis.core.executors import client_for, coffea_executor
     from analysis.pipeline import Pipeline
 
     opened = []
@@ -114,7 +120,7 @@ def test_condor_executor_builds_its_cluster_from_the_config_and_runs_coffea_on_d
         with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
             yield cluster
 
-    monkeypatch.setattr(analysis.condor, "condor_cluster", fake_condor_cluster)
+    monkeypatch.setattr(analysis.core.executors, "condor_cluster", fake_condor_cluster)
     config = default_config().model_copy(update={"cluster": ClusterConfig(cores=2, jobs=3)})
     with client_for("condor", cluster_config=config.cluster) as client:
         assert client.submit(sum, [1, 2]).result() == 3
@@ -273,8 +279,8 @@ def test_condor_argument_quoting_round_trips():
 
 
 def test_the_lxplus_example_is_the_default_analysis_with_a_site_cluster_section(tmp_path):
-    from analysis.config import load_config
-    from analysis.condor import job_script
+    from analysis.core.condor import job_script
+    from analysis.core.config import load_config
     from jobs.dag import build_workflow, write_workflow
 
     example = load_config(Path(__file__).resolve().parents[1] / "condor" / "example-lxplus.yaml")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from analysis.config import ConfigError, config_from_dict, default_config, default_config_text, full_signal_grid, load_config
+from analysis.core.config import (
+    ConfigError,
+    config_from_dict,
+    default_config,
+    default_config_text,
+    full_signal_grid,
+    load_config,
+)
 
 
 def _default_dict():

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.fileset import load_fileset
-from analysis.process import run_processing
+from analysis.core.config import config_from_dict
+from analysis.core.fileset import load_fileset
+from analysis.stages.process import run_processing
 from jobs.generate import generate_samples
-
-from analysis.config import config_from_dict
 
 from .conftest import small_config
 

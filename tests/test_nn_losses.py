@@ -1,4 +1,4 @@
-"""nn.losses against hand computations and against analysis.significance (the scans' Z)."""
+"""nn.losses against hand computations and against analysis.core.statistics (the scans' Z)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.significance import asimov_significance as reference_z
-from nn.losses import LossSpec, asimov_loss, asimov_significance, cross_entropy, focal_loss, make_loss
+from analysis.core.statistics import asimov_significance as reference_z
+from nn.losses import (
+    LossSpec,
+    asimov_loss,
+    asimov_significance,
+    cross_entropy,
+    focal_loss,
+    make_loss,
+)
 
 LOGITS = np.array([[2.0], [-1.0], [0.5]], np.float32)
 LABELS = np.array([1, 0, 0], np.int32)

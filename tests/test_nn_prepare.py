@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.config import config_from_dict, default_config
+from analysis.core.config import config_from_dict, default_config
 from nn.data import read_feature_store
 from nn.parametrise import PARAMETER_NAMES
 from nn.prepare import prepare_training_data

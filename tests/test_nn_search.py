@@ -8,10 +8,27 @@ import math
 import numpy as np
 import pytest
 
-from analysis.config import ConfigError, SearchDimension, config_from_dict, default_config
+from analysis.core.config import (
+    ConfigError,
+    SearchDimension,
+    config_from_dict,
+    default_config,
+)
 from nn.genetic import crossover, mutate, next_generation, select_parents
-from nn.search import ResultsTable, hyperband_brackets, leaderboard, main, run_search, run_trial
-from nn.search_space import apply_hyperparameters, sample_configuration, trial_key, trial_seed
+from nn.search import (
+    ResultsTable,
+    hyperband_brackets,
+    leaderboard,
+    main,
+    run_search,
+    run_trial,
+)
+from nn.search_space import (
+    apply_hyperparameters,
+    sample_configuration,
+    trial_key,
+    trial_seed,
+)
 from nn.synthetic import write_synthetic_store
 
 SPACE = {

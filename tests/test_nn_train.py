@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import yaml
 
-from analysis.config import config_from_dict, default_config
-from nn.artifact import ArtifactError, FeatureMismatchError, ModelSet, TrainedModel, load_model
+from analysis.core.config import config_from_dict, default_config
+from nn.artifact import (
+    ArtifactError,
+    FeatureMismatchError,
+    ModelSet,
+    TrainedModel,
+    load_model,
+)
 from nn.data import read_feature_store
 from nn.presets import PRESETS, apply_preset
 from nn.synthetic import write_synthetic_store

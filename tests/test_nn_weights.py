@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nn.metrics import binary_metrics, weighted_accuracy, weighted_precision, weighted_roc_auc
+from nn.metrics import (
+    binary_metrics,
+    weighted_accuracy,
+    weighted_precision,
+    weighted_roc_auc,
+)
 from nn.weights import (
     apply_negative_weight_policy,
     effective_sample_size,

@@ -14,13 +14,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from analysis import plots
-from analysis.config import ScanConfig, default_config
-from analysis.plots import binned_ks_statistic, confusion_matrix, roc_from_histograms, row_fractions
-from analysis.provenance import PACKAGES, collect_provenance, git_state, package_versions
-from analysis.report import to_json_safe, write_report
-from analysis.scan import scan_points
-from analysis.significance import weighted_ks_statistic
+from analysis.results import plots
+from analysis.core.config import ScanConfig, default_config
+from analysis.core.provenance import (
+    PACKAGES,
+    collect_provenance,
+    git_state,
+    package_versions,
+)
+from analysis.core.statistics import weighted_ks_statistic
+from analysis.results.html import to_json_safe, write_report
+from analysis.results.plots import (
+    binned_ks_statistic,
+    confusion_matrix,
+    roc_from_histograms,
+    row_fractions,
+)
+from analysis.results.scan import scan_points
 
 BACKGROUNDS = ["WW", "ttbar"]
 GRID = [("slepton_200_40", 200.0, 40.0), ("slepton_300_40", 300.0, 40.0), ("slepton_300_100", 300.0, 100.0)]

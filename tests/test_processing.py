@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from analysis.config import config_from_dict, default_config
-from analysis.fileset import BadInputFileError, load_fileset
-from analysis.process import run_processing
-from processors.feature_store import PARTS
+from analysis.core.config import config_from_dict, default_config
+from analysis.core.fileset import BadInputFileError, load_fileset
+from analysis.core.store import PARTS
+from analysis.stages.process import run_processing
 from processors.selection import SelectionConfigError
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:coffea.*")

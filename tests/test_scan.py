@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis.config import ScanConfig
-from analysis.scan import sensitivity_map, scan_points, standard_threshold
-from analysis.significance import asimov_significance
+from analysis.core.config import ScanConfig
+from analysis.core.statistics import asimov_significance
+from analysis.results.scan import scan_points, sensitivity_map, standard_threshold
 from processors.scoring import score_histogram
 
 POINTS = ["slepton_100_10", "slepton_200_40"]

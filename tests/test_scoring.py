@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.fileset import load_fileset
-from analysis.process import run_processing
-from analysis.score import load_histograms, run_scoring, save_histograms
+from analysis.core.fileset import load_fileset
+from analysis.core.names import point_name
+from analysis.stages.process import run_processing
+from analysis.stages.score import load_histograms, run_scoring, save_histograms
 from processors import scoring
-from processors.scoring import SPLITS, point_label
+from processors.scoring import SPLITS
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning:coffea.*")]
 
@@ -38,7 +39,7 @@ def test_dask_and_iterative_scoring_give_identical_histograms(trained):
     from distributed import Client, LocalCluster
 
     config, fileset, _, model_dir, points = trained
-    thresholds = {point_label(*points[0]): 0.5}
+    thresholds = {point_name(*points[0]): 0.5}
     iterative = run_scoring(config, model_dir, fileset, points, executor="iterative", thresholds=thresholds)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         dask = run_scoring(config, model_dir, fileset, points, executor="dask", client=client, thresholds=thresholds)
@@ -55,10 +56,10 @@ def test_scored_events_and_weights_match_the_selection_stage(trained):
     result = run_scoring(config, model_dir, fileset, points, executor="iterative")
     assert result.n_events == processing.n_input
     assert result.n_scored == processing.n_selected
-    first_point = point_label(*points[0])
+    first_point = point_name(*points[0])
     for dataset, entry in fileset.items():
         meta = entry["metadata"]
-        label = point_label(meta["m_slepton"], meta["dm"]) if meta["is_signal"] else meta["process"]
+        label = point_name(meta["m_slepton"], meta["dm"]) if meta["is_signal"] else meta["process"]
         filled = result.score[{"point": first_point, "process": label}].sum(flow=True).value
         assert filled == pytest.approx(processing.cutflow[dataset]["sumw"][-1], rel=1e-9), dataset
     # The deterministic split: about 60 / 20 / 20 % of the scored events by count.

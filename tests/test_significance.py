@@ -1,4 +1,4 @@
-"""Tests for analysis.significance: Asimov Z, threshold scans, weighted KS."""
+"""Tests for analysis.core.statistics: Asimov Z, threshold scans, weighted KS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.significance import (
+from analysis.core.statistics import (
     ScanResult,
     asimov_significance,
     threshold_scan,

@@ -22,7 +22,7 @@ Inputs (as the scoring and scan stages make them):
   the background is the sum of the processes named in ``background_processes``.
 * ``control``: ``{variable: hist.Hist}`` with axes ``step`` x ``process`` x ``point`` x variable.
 * ``history``: the training loop's per-epoch list of dicts (``train``/``val`` metrics).
-* ``summary``: :class:`analysis.scan.ScanSummary`.
+* ``summary``: :class:`analysis.results.scan.ScanSummary`.
 
 The numeric helpers (:func:`roc_from_histograms`, :func:`binned_ks_statistic`,
 :func:`confusion_matrix`, :func:`row_fractions`) are plain numpy and tested against hand
@@ -47,7 +47,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.scan import ScanSummary, sensitivity_map
+from analysis.results.scan import ScanSummary, sensitivity_map
 
 __all__ = [
     "Z_LEVELS",
@@ -134,7 +134,7 @@ def binned_ks_statistic(counts1, counts2) -> float:
 
     D = max_i |C1_i - C2_i| with C_i the cumulative bin contents up to bin i over the total.
     For samples sitting at the bin centres this equals
-    :func:`analysis.significance.weighted_ks_statistic` of the unbinned samples.
+    :func:`analysis.core.statistics.weighted_ks_statistic` of the unbinned samples.
     Raises ``ValueError`` when a distribution has no positive total weight.
     """
     first = _counts("counts1", counts1)
@@ -504,7 +504,7 @@ def _pad_limits(ax, x: Sequence[float], y: Sequence[float], fraction: float = 0.
 def plot_sensitivity_contour(summary: ScanSummary, path: str | Path, which: str = "best_z") -> Path:
     """Z (``which``: ``best_z`` or ``z_at_standard``) over the (m(slepton), dm) plane.
 
-    Filled colours from :func:`analysis.scan.sensitivity_map`, the 2, 3 and 5 sigma contours
+    Filled colours from :func:`analysis.results.scan.sensitivity_map`, the 2, 3 and 5 sigma contours
     that the map reaches (labelled), and every grid point marked with its Z. With fewer than
     three usable points only the points are drawn.
     """

@@ -7,42 +7,24 @@
   or a ``distributed.Client`` the caller already holds (interactive sessions).
 - ``condor``: the same Dask executor on workers that run as HTCondor jobs: a
   ``dask_jobqueue.HTCondorCluster`` built from the config's ``cluster`` section
-  (``cluster_config``; see :mod:`analysis.condor`), or the given scheduler / client.
+  (``cluster_config``; see :mod:`analysis.core.condor`), or the given scheduler / client.
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from coffea import processor
 from coffea.nanoevents import BaseSchema, NanoAODSchema
 
+from analysis.core.condor import condor_cluster
+from analysis.core.workers import WORKER_ENVIRONMENT, default_workers, worker_settings  # noqa: F401 (re-exported)
+
 EXECUTORS = ("iterative", "futures", "dask", "condor")
 #: Executors that run on a Dask cluster (coffea's DaskExecutor).
 DASK_EXECUTORS = ("dask", "condor")
 SCHEMAS = {"base": BaseSchema, "nanoaod": NanoAODSchema}
-
-
-#: Environment of the Dask worker processes bsmscan starts: Dask's defaults less
-#: ``MALLOC_TRIM_THRESHOLD_``. Dask's nanny sets it so that workers hand memory back early, but
-#: setting it at all switches off glibc's dynamic mmap threshold, so every array above 128 KiB
-#: is mmap'ed and unmapped again: for awkward's many large temporaries a page-fault storm
-#: (measured here: a 100k-event chunk took 0.45 s in a worker instead of 0.26 s).
-WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
-
-
-def worker_settings():
-    """Dask config for the worker processes bsmscan starts (use around cluster creation)."""
-    import dask
-
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENVIRONMENT)})
-
-
-def default_workers() -> int:
-    """One worker per core."""
-    return os.cpu_count() or 1
 
 
 @contextmanager
@@ -63,8 +45,6 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
             yield attached
         return
     if cluster_config is not None:
-        from analysis.condor import condor_cluster
-
         with condor_cluster(cluster_config) as cluster, Client(cluster) as condor:
             yield condor
         return
@@ -82,7 +62,7 @@ def coffea_executor(name: str, *, workers: int | None = None, client=None, show_
         return processor.FuturesExecutor(workers=workers or default_workers(), status=show_progress)
     if name in DASK_EXECUTORS:
         if client is None:
-            raise ValueError("the dask executor needs a distributed.Client (see analysis.executors.dask_client)")
+            raise ValueError("the dask executor needs a distributed.Client (see analysis.core.executors.dask_client)")
         return processor.DaskExecutor(client=client, status=show_progress)
     raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
 
@@ -114,7 +94,7 @@ def run_chunks(
 ) -> dict:
     """Run a processor over an inspected fileset (ROOT and Parquet parts) with coffea's Runner.
 
-    ``inspected`` is an :class:`analysis.fileset.InspectedFileset`; returns the merged
+    ``inspected`` is an :class:`analysis.core.fileset.InspectedFileset`; returns the merged
     accumulator (a dict, the processors here key it by chunk).
     """
     output: dict = {}

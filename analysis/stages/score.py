@@ -15,9 +15,9 @@ from pathlib import Path
 import hist
 import uhi.io.json as uhi_json
 
-from analysis.config import AnalysisConfig
-from analysis.executors import client_for, run_chunks
-from analysis.fileset import LostEventsError, check_all_events, inspect_fileset  # noqa: F401 (re-exported)
+from analysis.core.config import AnalysisConfig
+from analysis.core.executors import client_for, run_chunks
+from analysis.core.fileset import LostEventsError, check_all_events, inspect_fileset  # noqa: F401 (re-exported)
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
 

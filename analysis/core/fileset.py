@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import uproot
 
-from analysis.config import AnalysisConfig
+from analysis.core.config import AnalysisConfig
+from analysis.core.errors import UserError
 
 
-class BadInputFileError(ValueError):
+class BadInputFileError(UserError, ValueError):
     """An input file that cannot be processed; the message names the file (and branch)."""
 
     def __init__(self, path: str, reason: str, n_events: int | None = None):
@@ -29,7 +30,7 @@ class BadInputFileError(ValueError):
         self.path, self.reason, self.n_events = path, reason, n_events
 
 
-class LostEventsError(RuntimeError):
+class LostEventsError(UserError, RuntimeError):
     """A stage counted other numbers of events than the input files hold."""
 
 

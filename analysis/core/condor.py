@@ -1,6 +1,6 @@
 """Dask workers on an HTCondor pool (``--executor condor``), built from the config's ``cluster``.
 
-:func:`htcondor_cluster` turns a :class:`~analysis.config.ClusterConfig` into a
+:func:`htcondor_cluster` turns a :class:`~analysis.core.config.ClusterConfig` into a
 ``dask_jobqueue.HTCondorCluster`` (a Dask scheduler in this process; workers are submitted as
 condor jobs once the cluster is scaled). :func:`condor_cluster` is the context manager the
 executors use: it builds the cluster, scales it to ``cluster.jobs`` jobs (or adapts between
@@ -17,14 +17,14 @@ installed into the job's scratch directory (``ship: wheel``), or from a packed e
 Interactive use (Jupyter)::
 
     from distributed import Client
-    from analysis.condor import htcondor_cluster, start_workers
+    from analysis.core.condor import htcondor_cluster, start_workers
 
     cluster = htcondor_cluster(config.cluster)     # scheduler starts here; no jobs yet
     start_workers(cluster, config.cluster)         # submit the worker jobs (scale or adapt)
     client = Client(cluster)                       # or Client(cluster.scheduler_address) elsewhere
     Pipeline(config, "results", executor="condor", client=client).run()
 
-``python -m analysis.condor --config my.yaml`` prints the worker job's submit description.
+``python -m analysis.core.condor --config my.yaml`` prints the worker job's submit description.
 """
 
 from __future__ import annotations
@@ -40,19 +40,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from analysis.config import ClusterConfig
+from analysis.core.config import ClusterConfig
+from analysis.core.errors import UserError
+from analysis.core.workers import WORKER_ENVIRONMENT
 
 logger = logging.getLogger(__name__)
 
 #: The folder that holds the ``analysis``, ``processors``, ``nn`` and ``jobs`` packages.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: Where a shipped wheel is installed and a packed environment unpacked, inside the job's scratch directory.
 WHEEL_TARGET = "_bsmscan"
 PACKED_ENV_DIR = "_bsmscan_env"
 
 
-class CondorUnavailableError(FileNotFoundError):
+class CondorUnavailableError(UserError, FileNotFoundError):
     """HTCondor's command-line tools are not found here: this machine is not a submit node."""
 
 
@@ -74,10 +76,8 @@ def worker_environment(cluster: ClusterConfig) -> WorkerEnvironment:
     ``packed_env`` unpacks the shipped tarball into ``$PWD/_bsmscan_env`` and activates it.
     """
     lines = list(cluster.prologue)
-    # As for local clusters (analysis.executors.WORKER_ENVIRONMENT): keep glibc's dynamic mmap
+    # As for local clusters (analysis.core.workers.WORKER_ENVIRONMENT): keep glibc's dynamic mmap
     # threshold, which Dask's default MALLOC_TRIM_THRESHOLD_ for worker processes switches off.
-    from analysis.executors import WORKER_ENVIRONMENT
-
     lines.append(f"export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON={shlex.quote(json.dumps(WORKER_ENVIRONMENT))}")
     files = []
     if cluster.ship == "shared":
@@ -204,10 +204,10 @@ def job_script(cluster: ClusterConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m analysis.condor --config my.yaml``: print the worker job's submit description."""
-    from analysis.config import ConfigError, default_config, load_config
+    """``python -m analysis.core.condor --config my.yaml``: print the worker job's submit description."""
+    from analysis.core.config import ConfigError, default_config, load_config
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.condor", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m analysis.core.condor", description=main.__doc__)
     parser.add_argument("--config", type=Path, help="analysis config YAML (default: the built-in analysis)")
     args = parser.parse_args(argv)
     try:

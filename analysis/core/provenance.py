@@ -27,7 +27,7 @@ PACKAGES = (
 )
 
 #: The repository this module belongs to (the default place to ask git).
-_REPOSITORY = Path(__file__).resolve().parents[1]
+_REPOSITORY = Path(__file__).resolve().parents[2]
 _GIT_TIMEOUT_S = 10
 
 

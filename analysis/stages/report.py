@@ -7,11 +7,11 @@ import json
 import math
 from pathlib import Path
 
-from analysis.plots import make_all_plots, overtraining_ks, roc_aucs
-from analysis.provenance import collect_provenance
-from analysis.report import write_report
-from analysis.scan import ScanSummary
-from analysis.score import load_histograms
+from analysis.core.provenance import collect_provenance
+from analysis.results.html import write_report
+from analysis.results.plots import make_all_plots, overtraining_ks, roc_aucs
+from analysis.results.scan import ScanSummary
+from analysis.stages.score import load_histograms
 
 
 def _model_record(model_dir: Path) -> dict:

@@ -4,7 +4,7 @@ For every signal grid point: the weighted signal (that point's events) and backg
 background processes) score distributions of one data split, scaled to the full luminosity
 (divided by the split's fraction: the split is a uniform hash of the event number), a
 threshold scan with the ATLAS Asimov significance with background uncertainty
-(:func:`analysis.significance.threshold_scan`), the optimal threshold and its Z; then the
+(:func:`analysis.core.statistics.threshold_scan`), the optimal threshold and its Z; then the
 "standard" threshold (the mean of the optimal ones) and each point's Z at it, Z as a function
 of integrated luminosity, and the sensitivity map over the (m(slepton), dm) plane.
 """
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 import hist
 import numpy as np
 
-from analysis.config import ScanConfig
+from analysis.core.config import ScanConfig
 
-from .significance import asimov_significance, threshold_scan
+from analysis.core.statistics import asimov_significance, threshold_scan
 
 
 @dataclass

@@ -4,7 +4,7 @@ A config is a YAML file (or a dict) checked by the pydantic models below. Unknow
 wrong types and unphysical values are refused with an error that names the offending
 field, e.g. ``samples.signal_grid[2].dm: dm must be > 0 (got -5.0)``. Nothing is read at
 import time: call :func:`load_config` (a file) or :func:`default_config` (the built-in
-slepton analysis, ``analysis/default.yaml``).
+slepton analysis, ``analysis/core/default.yaml``).
 
 Sections, in the order the data flows:
 
@@ -29,13 +29,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from analysis.core.errors import UserError
+from analysis.core.names import point_name
 
 #: Background processes the generator knows (see ``jobs/samples.py`` for their Pythia settings).
 KNOWN_BACKGROUNDS = ("WW", "WZ", "ZZ", "ttbar", "Ztautau")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem; the message names the field (dotted path) that is wrong."""
 
 
@@ -79,7 +89,7 @@ class SignalPoint(_Section):
     @property
     def name(self) -> str:
         """Sample name of this grid point, e.g. ``slepton_200_50``."""
-        return f"slepton_{self.m_slepton:g}_{self.dm:g}".replace(".", "p")
+        return point_name(self.m_slepton, self.dm)
 
 
 class SamplesConfig(_Section):
@@ -575,13 +585,13 @@ def load_config(path: str | Path) -> AnalysisConfig:
 
 
 def default_config_text() -> str:
-    """The YAML text of the built-in default analysis (``analysis/default.yaml``)."""
-    return resources.files("analysis").joinpath("default.yaml").read_text()
+    """The YAML text of the built-in default analysis (``analysis/core/default.yaml``)."""
+    return resources.files("analysis.core").joinpath("default.yaml").read_text()
 
 
 def default_config() -> AnalysisConfig:
     """The built-in default analysis: the slepton search of the reference thesis on a demo grid."""
-    return config_from_dict(yaml.safe_load(default_config_text()), source="analysis/default.yaml")
+    return config_from_dict(yaml.safe_load(default_config_text()), source="analysis/core/default.yaml")
 
 
 def full_signal_grid() -> list[SignalPoint]:

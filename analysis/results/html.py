@@ -1,15 +1,15 @@
 """The results directory: ``summary.json`` and one self-contained ``index.html`` with the plots.
 
-:func:`write_report` takes the run's summary dict and the PNGs made by :mod:`analysis.plots`.
+:func:`write_report` takes the run's summary dict and the PNGs made by :mod:`analysis.results.plots`.
 The summary is free-form JSON, but these keys are shown as tables when present:
 
 * ``name`` -- the page title;
-* ``scan`` -- :meth:`analysis.scan.ScanSummary.to_json` (or the ``ScanSummary`` itself): a table
+* ``scan`` -- :meth:`analysis.results.scan.ScanSummary.to_json` (or the ``ScanSummary`` itself): a table
   of grid points (m, dm, best threshold, best Z, Z at the standard threshold, Z per luminosity);
 * ``aucs`` -- ``{grid point: ROC AUC}`` (also added as a column of the grid-point table);
 * ``cutflow`` -- ``{dataset: {"raw": [...], "sumw": [...], ...}}`` with the step names under
   ``steps`` (top level, as in ``ProcessingResult.to_json``, inside ``cutflow``, or per dataset);
-* ``provenance`` -- :func:`analysis.provenance.collect_provenance`.
+* ``provenance`` -- :func:`analysis.core.provenance.collect_provenance`.
 
 Every other key is shown as a generic table. NaN and infinities become ``null`` in the JSON
 (and "n/a" on the page), so the file is strict JSON any reader accepts. The page uses no
