@@ -14,13 +14,10 @@
     summary = pipeline.scan()                          # -> ScanSummary (Z per grid point)
     pipeline.report()                                  # -> results/index.html
 
-Each stage writes its output under ``outdir`` and a later stage reads it from there when it
-was not run in the same session, so ``--stages scan,report`` re-runs just the end.
-
-Output layout: ``store/`` (feature store, ``cutflow.json``), ``model/`` (the network),
-``histograms.json`` (score histograms), ``control_histograms.json`` (control distributions
-after each point's optimal threshold), ``scan.json``, ``plots/*.png``, ``summary.json`` and
-``index.html``.
+Each method is a thin call of one stage function of :mod:`analysis.stages` (the HTCondor batch
+jobs of :mod:`jobs.batch` call the same functions). Each stage writes its output under
+``outdir`` (:class:`~analysis.core.layout.ResultsLayout`) and a later stage reads it from there
+when it was not run in the same session, so ``--stages scan,report`` re-runs just the end.
 """
 
 from __future__ import annotations
@@ -33,15 +30,18 @@ from pathlib import Path
 from analysis.core.config import AnalysisConfig
 from analysis.core.executors import DASK_EXECUTORS, dask_client
 from analysis.core.layout import ResultsLayout
-from analysis.core.names import point_name
-from analysis.results.scan import ScanSummary, scan_points
-from analysis.stages.process import ProcessingResult, resolve_fileset, run_processing
+from analysis.results.scan import ScanSummary
+from analysis.stages.generate import resolve_fileset
+from analysis.stages.process import ProcessingResult, run_processing
+from analysis.stages.report import run_report
+from analysis.stages.scan import run_scan
 from analysis.stages.score import (
     ScoringResult,
     load_histograms,
     run_scoring,
     save_histograms,
 )
+from analysis.stages.train import model_points, run_training
 
 STAGES = ("generate", "process", "train", "score", "scan", "report")
 
@@ -104,65 +104,32 @@ class Pipeline:
         return self.processing
 
     def train(self) -> Path:
-        """Train the classifier on the feature store; returns the model directory.
-
-        With ``search.use_best_model`` the best model of the finished search in
-        ``search.directory`` (``python -m nn.search``) is copied to the model directory instead.
-        """
-        from nn.train import train_from_store
-
-        if self.config.search.use_best_model:
-            import shutil
-
-            from nn.search import best_model_directory
-
-            if self.config.search.directory is None:
-                raise ValueError("search.use_best_model needs search.directory (the output folder of python -m nn.search)")
-            source = best_model_directory(self.config.search.directory)
-            if self.model_dir.exists():
-                shutil.rmtree(self.model_dir)
-            shutil.copytree(source, self.model_dir)
-            if self.run_options["show_progress"]:
-                print(f"model: the best model of the search in {self.config.search.directory}")
-            return self.model_dir
-        train_from_store(self.store, self.model_dir, self.config, log=print if self.run_options["show_progress"] else None)
-        return self.model_dir
+        """Train the classifier on the feature store (or take a search's best model); returns
+        the model directory."""
+        return run_training(self.config, self.layout)
 
     def points(self) -> list[tuple[float, float]]:
         """The signal grid points the model is evaluated at."""
-        from nn.artifact import load_model
-
-        return [(float(m), float(d)) for m, d in load_model(self.model_dir).signal_points]
+        return model_points(self.model_dir)
 
     def score(self) -> ScoringResult:
-        """Score every selected event at every grid point; fills the score histograms."""
+        """Score every selected event at every grid point, in one pass: the score histograms and
+        the control histograms (with a score axis)."""
         self.scores = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), **self.run_options)
         save_histograms(self.layout.histograms, self.scores)
         return self.scores
 
     def scan(self) -> ScanSummary:
-        """Threshold scans per grid point, standard threshold, luminosity projection, then the
-        control distributions of the test events above each point's optimal threshold."""
+        """Threshold scans per grid point, standard threshold, luminosity projection (from the
+        histograms only: nothing is scored again)."""
         scores = self.scores or load_histograms(self.layout.histograms)
-        labels = [point_name(m, d) for m, d in self.points()]
-        background = [p for p in scores.score.axes["process"] if p not in labels]
-        grid = [(label, m, d) for label, (m, d) in zip(labels, self.points())]
-        self.scan_summary = scan_points(
-            scores.score, grid, background, self.config.scan, self.config.luminosity_fb,
-            split="test", split_fraction=self.config.training.split_fractions[2],
-        )
-        self.layout.scan.write_text(json.dumps(self.scan_summary.to_json(), indent=1))
-        thresholds = {p.label: p.best_threshold for p in self.scan_summary.points if p.best_threshold == p.best_threshold}
-        control = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), thresholds=thresholds,
-                              **self.run_options)
-        save_histograms(self.layout.control_histograms, control)
+        self.scan_summary = run_scan(self.config, scores.score, self.points(), self.layout.scan)
         return self.scan_summary
 
     def report(self) -> Path:
         """Plots, ``summary.json`` and ``index.html``; returns the HTML path."""
-        from analysis.stages.report import build_report
-
-        return build_report(self)
+        return run_report(self.config, self.layout, executor=self.executor, timings=self.timings, scores=self.scores,
+                          summary=self.scan_summary)
 
     def run(self, stages=STAGES) -> dict:
         """Run ``stages`` in order (timed); returns the summary of the report stage if it ran."""

@@ -19,9 +19,13 @@ import math
 import sys
 from pathlib import Path
 
-from analysis.core.config import ConfigError, default_config, load_config
+from analysis.core.cli import (
+    add_config_option,
+    config_from_args,
+    positive_int,
+    run_command,
+)
 from analysis.core.executors import EXECUTORS
-from analysis.core.fileset import BadInputFileError
 from analysis.pipeline import STAGES, Pipeline, parse_stages
 
 
@@ -53,27 +57,25 @@ def format_summary(pipeline: Pipeline) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code."""
+    """Command-line entry point; returns the exit code (2: a clear error; 130: interrupted)."""
     parser = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, help="analysis config YAML (default: the built-in analysis)")
+    add_config_option(parser)
     parser.add_argument("--executor", choices=EXECUTORS, help="default: the config's executor.name (dask)")
     parser.add_argument("--scheduler", help="address of a running Dask scheduler, tcp://host:port")
-    parser.add_argument("--workers", type=int, help="local Dask workers / processes (default: one per core)")
+    parser.add_argument("--workers", type=positive_int, help="local Dask workers / processes (default: one per core)")
     parser.add_argument("--outdir", type=Path, default=Path("results"), help="results directory (default: results)")
     parser.add_argument("--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {','.join(STAGES)}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config) if args.config else default_config()
-        pipeline = Pipeline(config, args.outdir, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-                            show_progress=not args.no_progress and sys.stderr.isatty())
-        pipeline.run(args.stages)
-    except (ConfigError, BadInputFileError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_summary(pipeline))
-    return 0
 
+    def body() -> int:
+        pipeline = Pipeline(config_from_args(args), args.outdir, executor=args.executor, workers=args.workers,
+                            scheduler=args.scheduler, show_progress=not args.no_progress and sys.stderr.isatty())
+        pipeline.run(args.stages)
+        print(format_summary(pipeline))
+        return 0
+
+    return run_command(body, verbose=args.verbose, name="analysis.run")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.core.config import config_from_dict, default_config  # noqa: E402
 from nn.search import run_search, search_client  # noqa: E402
-from nn.synthetic import write_synthetic_store  # noqa: E402
+from tests.synthetic import write_synthetic_store  # noqa: E402
 
 SPACE = {
     "layers": {"type": "int", "low": 1, "high": 3},

@@ -42,7 +42,7 @@ from nn.data import read_feature_store  # noqa: E402
 from nn.metrics import weighted_roc_auc  # noqa: E402
 from nn.model import build_model, init_params  # noqa: E402
 from nn.presets import apply_preset  # noqa: E402
-from nn.synthetic import write_synthetic_store  # noqa: E402
+from tests.synthetic import write_synthetic_store  # noqa: E402
 from nn.train import loss_spec, train_classifier  # noqa: E402
 from nn.trainer import (  # noqa: E402
     OptimizerSpec,

@@ -1,19 +1,18 @@
-"""The batch workflow as a DAG: its nodes, the DAGMan and submit files, and reading them back.
+"""The batch workflow as an HTCondor DAG, written with the bindings' ``htcondor2.dags``.
 
-:func:`build_workflow` lays out the nodes of a config's analysis; :func:`write_workflow`
-renders them from the templates in ``condor/`` into a directory: ``bsmscan.dag`` (DAGMan),
-one submit description per step (``<step>.sub``), the job wrapper ``bsmscan_job.sh`` (the
-environment set-up of ``cluster.prologue`` / ``cluster.ship``, then Python), a frozen copy of
-the config (``analysis.yaml``) and ``logs/``. :func:`read_dag` parses a DAG file and
-:func:`node_command` a node's command line from its submit file and VARS, which is what the
-local runner (``jobs/dag_local.py``) executes.
+:func:`build_workflow` lays out the nodes of a config's analysis as layers (one per batch step
+of ``jobs/batch.py``); :func:`write_workflow` turns them into an ``htcondor2.dags.DAG`` (one
+layer per step, each a child of the previous one) and writes, with ``dags.write_dag``, into a
+directory: ``bsmscan.dag`` (DAGMan), one submit description per step (``<step>.sub``, an
+``htcondor2.Submit``), plus the job wrapper ``bsmscan_job.sh`` (the environment set-up of
+``cluster.prologue`` / ``cluster.ship``, then Python), a frozen copy of the config
+(``analysis.yaml``) and ``logs/``. ``jobs/dag_local.py`` runs the written files here.
 
 DAG shape (``S`` chunk nodes per chunked stage)::
 
     generate_<stem> (one per sample x chunk)  ->  merge_samples  ->  plan
     plan  ->  process_0000 .. process_<S-1>  ->  merge_process  ->  train
-    train  ->  score_0000 .. score_<S-1>  ->  merge_score  ->  scan
-    scan  ->  control_0000 .. control_<S-1>  ->  merge_control  ->  report
+    train  ->  score_0000 .. score_<S-1>  ->  merge_score  ->  scan  ->  report
 
 The chunks do not exist when the DAG is written (the samples are not generated yet), so a
 chunk node is not tied to a chunk: the ``plan`` node writes the chunk list once the inputs
@@ -21,28 +20,43 @@ exist, and node ``i`` of ``S`` takes chunks ``i, i + S, i + 2S ...`` of it. ``S`
 the number of chunks the config will give (exact for generated samples, whose event counts
 are known; counted from the files for a user fileset), i.e. one chunk per node, and
 ``cluster.chunk_jobs`` caps it.
+
+Nothing from the inputs reaches the files raw. The DAG file holds only node names (checked
+against :data:`NAME_PATTERN`), ``VARS`` values (quoted by ``write_dag``) and file names
+relative to its own directory (submit it with ``-usedagdir``; :func:`jobs.submit.submit_dag`
+does). In the submit descriptions every value must be one line, paths may not hold a ``$``
+(a macro to HTCondor) and the arguments use HTCondor's new quoting (:func:`condor_arguments`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import string
-from dataclasses import dataclass, field
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
+import htcondor2
 import yaml
+from htcondor2 import dags
 
 from analysis.core.config import AnalysisConfig, ClusterConfig
 from analysis.core.errors import UserError
 
-from .batch import CHUNK_STEPS, MERGE_STEPS, STEPS
+from .batch import CHUNK_STEPS, MERGE_STEPS, STEPS, chunk_node_name
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = PROJECT_ROOT / "condor"
 DAG_NAME = "bsmscan.dag"
 WRAPPER_NAME = "bsmscan_job.sh"
 CONFIG_NAME = "analysis.yaml"
+STATUS_NAME = "bsmscan.status"
+#: DAG node names (and the names they are built from): letters, digits, ``_ . -``.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 #: The analysis stages (as ``python -m analysis.run --stages``) and the batch steps of each, in order.
 STAGE_STEPS = {
@@ -50,18 +64,72 @@ STAGE_STEPS = {
     "process": ("plan", "process", "merge-process"),
     "train": ("train",),
     "score": ("score", "merge-score"),
-    "scan": ("scan", "control", "merge-control"),
+    "scan": ("scan",),
     "report": ("report",),
 }
 STAGES = tuple(STAGE_STEPS)
 
 
 class DagError(UserError, ValueError):
-    """A malformed workflow or DAG file; the message names the node or line."""
+    """A malformed workflow or a value that cannot go into a DAG or submit file; the message names it."""
+
+
+# -- values written into the files --------------------------------------------------------------
+def one_line(value: object, what: str) -> str:
+    """``value`` as text, refused (naming ``what``) if it holds a newline or another control character."""
+    text = str(value)
+    bad = sorted({char for char in text if unicodedata.category(char) == "Cc"})
+    if bad:
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise DagError(f"{what} must be one line without control characters, got {shown!r} "
+                       f"(contains {', '.join(repr(char) for char in bad)})")
+    return text
+
+
+def literal(value: object, what: str) -> str:
+    """``value`` for a submit file, taken literally: one line, and no ``$`` (HTCondor would expand it)."""
+    text = one_line(value, what)
+    if "$" in text:
+        raise DagError(f"{what} may not contain '$' (HTCondor expands $(...) in submit files), got {text!r}")
+    return text
+
+
+def literal_path(path: str | Path, what: str) -> str:
+    """A path as a literal submit-file value (:func:`literal`) with no blank at either end."""
+    text = literal(path, what)
+    if text != text.strip():
+        raise DagError(f"{what} {text!r} must not start or end with a blank")
+    return text
+
+
+@dataclass(frozen=True)
+class Var:
+    """A DAG ``VARS`` macro in the arguments (``$(slot)``), left for DAGMan to fill in."""
+
+    name: str
+
+
+def condor_arguments(args: list[str | Var]) -> str:
+    """The value of ``arguments =`` in HTCondor's new syntax for ``args``.
+
+    The whole list goes in double quotes (a ``"`` in it doubled), an argument with a blank or a
+    ``'`` in single quotes (a ``'`` in it doubled). Each argument must be :func:`literal` (one line,
+    no ``$``), so that no macro is expanded except the :class:`Var` ones.
+    """
+    parts = []
+    for arg in args:
+        if isinstance(arg, Var):
+            parts.append(f"$({arg.name})")
+            continue
+        text = literal(arg, f"the job argument {arg!r}").replace('"', '""')
+        if not text or any(char.isspace() or char == "'" for char in text):
+            text = "'" + text.replace("'", "''") + "'"
+        parts.append(text)
+    return '"' + " ".join(parts) + '"'
 
 
 class _Template(string.Template):
-    """``@{name}`` placeholders, so that HTCondor's ``$(macro)`` and shell ``$VAR`` pass through."""
+    """``@{name}`` placeholders, so that shell ``$VAR`` passes through."""
 
     delimiter = "@"
 
@@ -76,47 +144,69 @@ def render_template(template: str, /, **values) -> str:
     return _Template(text).substitute(**{key: str(value) for key, value in values.items()})
 
 
+# -- the workflow -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layer:
+    """The DAG nodes of one batch step: one submit file; every node follows every node of the
+    previous layer. ``variables[i]`` are node ``names[i]``'s VARS."""
+
+    step: str
+    names: tuple[str, ...]
+    variables: tuple[tuple[tuple[str, str], ...], ...]
+    retries: int = 0
+
+
 @dataclass(frozen=True)
 class Node:
     """One DAG node: it runs batch ``step`` with ``variables`` (DAG VARS) after its ``parents``."""
 
     name: str
     step: str
-    variables: tuple[tuple[str, str], ...] = ()
-    parents: tuple[str, ...] = ()
-    retries: int = 0
+    variables: tuple[tuple[str, str], ...]
+    parents: tuple[str, ...]
+    retries: int
 
 
 @dataclass
 class Workflow:
-    """The nodes of a batch run, each listed after its parents."""
+    """The layers of a batch run, in order (each layer runs after the one before it)."""
 
-    nodes: list[Node] = field(default_factory=list)
+    layers: list[Layer]
     slots: int = 1
 
     def __post_init__(self):
         seen: set[str] = set()
-        for node in self.nodes:
-            if node.name in seen:
-                raise DagError(f"node {node.name} is defined twice")
-            unknown = [parent for parent in node.parents if parent not in seen]
-            if unknown:
-                raise DagError(f"node {node.name} comes before its parent(s) {unknown}")
-            if node.step not in STEPS:
-                raise DagError(f"node {node.name}: unknown step {node.step!r}")
-            seen.add(node.name)
+        for layer in self.layers:
+            if layer.step not in STEPS:
+                raise DagError(f"layer {layer.step!r}: unknown step; steps are {', '.join(STEPS)}")
+            if not layer.names or len(layer.names) != len(layer.variables):
+                raise DagError(f"layer {layer.step}: needs one VARS set per node and at least one node")
+            for name in layer.names:
+                if not NAME_PATTERN.fullmatch(name):
+                    raise DagError(f"DAG node name {name!r} must match {NAME_PATTERN.pattern}")
+                if name in seen:
+                    raise DagError(f"node {name} is defined twice")
+                seen.add(name)
+            for key, value in (pair for variables in layer.variables for pair in variables):
+                one_line(value, f"layer {layer.step}: VARS {key}")
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every node, each after its parents."""
+        nodes, parents = [], ()
+        for layer in self.layers:
+            nodes += [Node(name, layer.step, variables, parents, layer.retries)
+                      for name, variables in zip(layer.names, layer.variables)]
+            parents = layer.names
+        return nodes
 
     def steps(self) -> list[str]:
-        """The batch steps the workflow uses, in order of first use."""
-        return list(dict.fromkeys(node.step for node in self.nodes))
-
-    def by_step(self, step: str) -> list[Node]:
-        """The nodes that run ``step``."""
-        return [node for node in self.nodes if node.step == step]
+        """The batch steps the workflow uses, in order."""
+        return [layer.step for layer in self.layers]
 
 
 def node_name(step: str, suffix: str | None = None) -> str:
-    """A DAG node name: the step with ``_`` for ``-``, plus a suffix (``process_0003``)."""
+    """A DAG node name: the step with ``_`` for ``-``, plus a suffix (``generate_WW_0003_<hash>``)."""
     base = step.replace("-", "_")
     return base if suffix is None else f"{base}_{suffix}"
 
@@ -144,12 +234,14 @@ def predicted_chunk_count(config: AnalysisConfig) -> int:
 
 
 def build_workflow(config: AnalysisConfig, stages=STAGES, slots: int | None = None) -> Workflow:
-    """The DAG nodes of ``stages`` (in analysis order) for ``config``, with ``slots`` chunk nodes per
+    """The DAG layers of ``stages`` (in analysis order) for ``config``, with ``slots`` chunk nodes per
     chunked stage (default: ``cluster.chunk_jobs`` capped at the predicted number of chunks).
 
-    A stage's first nodes depend on the previous included stage's last node; leaving a stage
-    out assumes its outputs already exist in the results directory.
+    A stage's first layer follows the previous included stage's last one; leaving a stage out
+    assumes its outputs already exist in the results directory.
     """
+    from .samples import jobs_from_config
+
     unknown = [stage for stage in stages if stage not in STAGE_STEPS]
     if unknown:
         raise DagError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
@@ -159,71 +251,74 @@ def build_workflow(config: AnalysisConfig, stages=STAGES, slots: int | None = No
     if slots < 1:
         raise DagError(f"the number of chunk nodes must be >= 1 (got {slots})")
     retries = config.cluster.retries
-    nodes: list[Node] = []
-    previous: tuple[str, ...] = ()
+    layers: list[Layer] = []
     for stage in STAGES:
         if stage not in stages or (stage == "generate" and config.samples.fileset is not None):
             continue  # a user fileset has nothing to generate
         for step in STAGE_STEPS[stage]:
             if step == "generate":
-                from .samples import jobs_from_config
-
-                fanned = [Node(node_name(step, job.stem), step, (("job", job.stem),), previous, retries)
-                          for job in jobs_from_config(config)]
+                jobs = jobs_from_config(config)
+                layers.append(Layer(step, tuple(node_name(step, job.stem) for job in jobs),
+                                    tuple((("job", job.stem),) for job in jobs), retries))
             elif step in CHUNK_STEPS:
-                fanned = [Node(node_name(step, f"{slot:04d}"), step, (("slot", str(slot)), ("slots", str(slots))),
-                               previous, retries) for slot in range(slots)]
+                layers.append(Layer(step, tuple(chunk_node_name(step, slot) for slot in range(slots)),
+                                    tuple((("slot", str(slot)), ("slots", str(slots))) for slot in range(slots)),
+                                    retries))
             else:
                 variables = (("slots", str(slots)),) if step in MERGE_STEPS else ()
-                fanned = [Node(node_name(step), step, variables, previous, 0)]
-            nodes += fanned
-            previous = tuple(node.name for node in fanned)
-    return Workflow(nodes, slots)
+                layers.append(Layer(step, (node_name(step),), (variables,)))
+    return Workflow(layers, slots)
 
 
-# -- writing ----------------------------------------------------------------------------------
-def _condor_quote(args: list[str]) -> str:
-    from dask_jobqueue.htcondor import quote_arguments
-
-    return quote_arguments(args)
-
-
-def _step_arguments(step: str, config_path: Path, outdir: Path) -> list[str]:
-    args = ["-m", "jobs.batch", step, "--config", str(config_path), "--outdir", str(outdir)]
+# -- writing ------------------------------------------------------------------------------------
+def _step_arguments(step: str, config_path: Path, outdir: Path) -> list[str | Var]:
+    args: list[str | Var] = ["-m", "jobs.batch", step, "--config", str(config_path), "--outdir", str(outdir)]
     if step == "generate":
-        args += ["--job", "$(job)"]
+        args += ["--job", Var("job")]
     elif step in CHUNK_STEPS:
-        args += ["--slot", "$(slot)", "--slots", "$(slots)"]
+        args += ["--slot", Var("slot"), "--slots", Var("slots")]
     elif step in MERGE_STEPS:
-        args += ["--slots", "$(slots)"]
+        args += ["--slots", Var("slots")]
     return args
 
 
-def submit_description(step: str, config: AnalysisConfig, config_path: Path, outdir: Path, dag_dir: Path) -> str:
-    """The submit description of ``step`` (``condor/batch_step.sub`` filled in)."""
-    from dask.utils import parse_bytes
-
+def _transfer_commands(cluster: ClusterConfig) -> dict[str, str]:
     from analysis.core.condor import transfer_directives, worker_environment
 
+    environment = worker_environment(cluster)
+    for path in environment.transfer_input_files:
+        if "," in str(path):
+            raise DagError(f"a file sent with the jobs may not have a comma in its name: {path!r}")
+        literal_path(path, "a file sent with the jobs (cluster.ship_file / transfer_input_files)")
+    return transfer_directives(environment)
+
+
+def submit_description(step: str, config: AnalysisConfig, config_path: Path, outdir: Path,
+                       dag_dir: Path) -> htcondor2.Submit:
+    """The submit description of the nodes of ``step``; ``$(nodename)`` and the step's VARS come from the DAG."""
+    from dask.utils import parse_bytes
+
     cluster = config.cluster
-    extra = {}
+    logs = literal_path(dag_dir / "logs", "the DAG directory")
+    commands = {
+        "universe": "vanilla",
+        "executable": literal_path(dag_dir / WRAPPER_NAME, "the DAG directory"),
+        "arguments": condor_arguments(_step_arguments(step, config_path, outdir)),
+        "output": f"{logs}/$(nodename).out",
+        "error": f"{logs}/$(nodename).err",
+        "log": f"{logs}/bsmscan.log",
+        "request_cpus": str(cluster.cores),
+        "request_memory": str(parse_bytes(cluster.memory) // 2**20),
+        "request_disk": str(parse_bytes(cluster.disk) // 2**10),
+        "batch_name": f"bsmscan-{config.name}",
+    }
     if step == "train" and cluster.request_gpus:
-        extra["request_gpus"] = str(cluster.request_gpus)
-    extra.update(transfer_directives(worker_environment(cluster)))
-    extra.update(cluster.submit_directives)
-    return render_template(
-        "batch_step.sub",
-        step=step,
-        name=config.name,
-        config_hash=config.hash(),
-        wrapper=dag_dir / WRAPPER_NAME,
-        arguments=_condor_quote(_step_arguments(step, config_path, outdir)),
-        logs=dag_dir / "logs",
-        cpus=cluster.cores,
-        memory_mb=parse_bytes(cluster.memory) // 2**20,
-        disk_kb=parse_bytes(cluster.disk) // 2**10,
-        extra="\n".join(f"{key} = {value}" for key, value in extra.items()),
-    )
+        commands["request_gpus"] = str(cluster.request_gpus)
+    commands.update(_transfer_commands(cluster))
+    commands.update(cluster.submit_directives)  # the config checks their names; values are submit language
+    for key, value in commands.items():
+        one_line(value, f"the submit command {key} of {step}.sub")
+    return htcondor2.Submit(commands)
 
 
 def wrapper_script(cluster: ClusterConfig) -> str:
@@ -231,7 +326,8 @@ def wrapper_script(cluster: ClusterConfig) -> str:
     from analysis.core.condor import worker_environment
 
     environment = worker_environment(cluster)
-    return render_template("job_wrapper.sh", prologue="\n".join(environment.prologue), python=shlex.quote(environment.python))
+    prologue = [one_line(line, "a cluster.prologue line") for line in environment.prologue]
+    return render_template("job_wrapper.sh", prologue="\n".join(prologue), python=shlex.quote(environment.python))
 
 
 def frozen_config(config: AnalysisConfig) -> dict:
@@ -243,163 +339,55 @@ def frozen_config(config: AnalysisConfig) -> dict:
     return data
 
 
-def dag_text(workflow: Workflow, config: AnalysisConfig, dag_dir: Path, outdir: Path) -> str:
-    """The DAGMan file (``condor/workflow.dag`` filled in): JOB, VARS, PARENT/CHILD and RETRY lines."""
-    jobs, dependencies, retries = [], [], []
-    for node in workflow.nodes:
-        jobs.append(f"JOB {node.name} {dag_dir / (node.step + '.sub')}")
-        variables = (("nodename", node.name),) + node.variables
-        jobs.append(f"VARS {node.name} " + " ".join(f'{key}="{value}"' for key, value in variables))
-        if node.retries:
-            retries.append(f"RETRY {node.name} {node.retries}")
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for node in workflow.nodes:
-        if node.parents:
-            groups.setdefault(node.parents, []).append(node.name)
-    for parents, children in groups.items():
-        dependencies.append(f"PARENT {' '.join(parents)} CHILD {' '.join(children)}")
-    return render_template(
-        "workflow.dag", name=config.name, config_hash=config.hash(), slots=workflow.slots, dag=dag_dir / DAG_NAME,
-        outdir=outdir, status_file=dag_dir / "bsmscan.status", jobs="\n".join(jobs),
-        dependencies="\n".join(dependencies), retries="\n".join(retries),
-    )
+class _NodeNames(dags.NodeNameFormatter):
+    """Node names of the workflow's own (``process_0003``, ``generate_<stem>``) for the layers' nodes."""
+
+    def __init__(self, workflow: Workflow):
+        self._names = {layer.step: layer.names for layer in workflow.layers}
+        self._index = {name: (layer.step, i) for layer in workflow.layers for i, name in enumerate(layer.names)}
+
+    def generate(self, layer_name: str, node_index: int) -> str:
+        if layer_name == "__JOIN__":  # write_dag's no-op joins between two many-node layers
+            return f"join_{node_index}"
+        return self._names[layer_name][node_index]
+
+    def parse(self, node_name: str) -> tuple[str, int]:
+        if node_name.startswith("join_") and node_name not in self._index:
+            return "__JOIN__", int(node_name.removeprefix("join_"))
+        return self._index[node_name]
+
+
+def htcondor_dag(workflow: Workflow, submit_descriptions: dict[str, htcondor2.Submit]) -> dags.DAG:
+    """The ``htcondor2.dags.DAG`` of ``workflow``: a layer per step, named after it, a child of the one before."""
+    dag = dags.DAG(node_status_file=dags.NodeStatusFile(Path(STATUS_NAME), update_time=60))
+    previous = None
+    for layer in workflow.layers:
+        options = dict(name=layer.step, submit_description=submit_descriptions[layer.step],
+                       vars=[{"nodename": name, **dict(variables)} for name, variables in zip(layer.names, layer.variables)],
+                       retries=layer.retries or None)
+        previous = dag.layer(**options) if previous is None else previous.child_layer(**options)
+    return dag
 
 
 def write_workflow(workflow: Workflow, config: AnalysisConfig, outdir: str | Path, dag_dir: str | Path) -> Path:
     """Write the DAG, one submit file per step, the wrapper and the frozen config; returns the DAG path."""
     outdir, dag_dir = Path(outdir).resolve(), Path(dag_dir).resolve()
+    literal(outdir, "the results directory (--outdir)")  # an argument: quoted, blanks kept
+    literal_path(dag_dir, "the DAG directory (--dag-dir)")
+    config_path = dag_dir / CONFIG_NAME
+    descriptions = {step: submit_description(step, config, config_path, outdir, dag_dir) for step in workflow.steps()}
+    wrapper = wrapper_script(config.cluster)  # everything checked before anything is written
     (dag_dir / "logs").mkdir(parents=True, exist_ok=True)
     outdir.mkdir(parents=True, exist_ok=True)
-    config_path = dag_dir / CONFIG_NAME
     config_path.write_text(yaml.safe_dump(frozen_config(config), sort_keys=False))
-    wrapper = dag_dir / WRAPPER_NAME
-    wrapper.write_text(wrapper_script(config.cluster))
-    wrapper.chmod(0o755)
+    (dag_dir / WRAPPER_NAME).write_text(wrapper)
+    (dag_dir / WRAPPER_NAME).chmod(0o755)
     for old in dag_dir.glob("*.sub"):  # submit files of steps a previous write used
         old.unlink()
-    for step in workflow.steps():
-        (dag_dir / f"{step}.sub").write_text(submit_description(step, config, config_path, outdir, dag_dir))
-    dag = dag_dir / DAG_NAME
-    dag.write_text(dag_text(workflow, config, dag_dir, outdir))
-    return dag
-
-
-# -- reading ----------------------------------------------------------------------------------
-@dataclass
-class ParsedDag:
-    """A DAG file read back: node -> submit file, node -> VARS, node -> parents, node -> retries."""
-
-    path: Path
-    submit_files: dict[str, Path] = field(default_factory=dict)
-    variables: dict[str, dict[str, str]] = field(default_factory=dict)
-    parents: dict[str, set[str]] = field(default_factory=dict)
-    retries: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def nodes(self) -> list[str]:
-        """Node names in file order."""
-        return list(self.submit_files)
-
-
-_VARS = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
-
-
-def read_dag(path: str | Path) -> ParsedDag:
-    """Parse the JOB, VARS, PARENT/CHILD and RETRY lines of a DAGMan file (other lines are skipped)."""
-    path = Path(path)
-    dag = ParsedDag(path)
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, *rest = line.split()
-        keyword = keyword.upper()
-        where = f"{path}:{number}"
-        if keyword == "JOB":
-            if len(rest) < 2:
-                raise DagError(f"{where}: JOB needs a node name and a submit file")
-            name, submit = rest[0], Path(rest[1])
-            if name in dag.submit_files:
-                raise DagError(f"{where}: node {name} is defined twice")
-            dag.submit_files[name] = submit if submit.is_absolute() else path.parent / submit
-            dag.parents[name] = set()
-            dag.variables[name] = {}
-        elif keyword == "VARS":
-            name = rest[0] if rest else ""
-            if name not in dag.submit_files:
-                raise DagError(f"{where}: VARS for unknown node {name!r}")
-            dag.variables[name].update(_VARS.findall(line.split(None, 2)[2] if len(rest) > 1 else ""))
-        elif keyword == "PARENT":
-            if "CHILD" not in rest:
-                raise DagError(f"{where}: PARENT without CHILD")
-            split = rest.index("CHILD")
-            parents, children = rest[:split], rest[split + 1:]
-            for name in parents + children:
-                if name not in dag.submit_files:
-                    raise DagError(f"{where}: unknown node {name!r}")
-            for child in children:
-                dag.parents[child].update(parents)
-        elif keyword == "RETRY":
-            dag.retries[rest[0]] = int(rest[1])
-    return dag
-
-
-def unquote_arguments(value: str) -> list[str]:
-    """Split an ``arguments = "..."`` value (HTCondor's new syntax) into the argument list."""
-    value = value.strip()
-    if not (value.startswith('"') and value.endswith('"')):
-        return shlex.split(value)  # old syntax: plain whitespace-separated
-    text = value[1:-1].replace('""', '"')
-    args, current, in_quote, have_token, i = [], [], False, False, 0
-    while i < len(text):
-        char = text[i]
-        if char == "'":
-            if in_quote and text[i + 1:i + 2] == "'":
-                current.append("'")
-                i += 2
-                continue
-            in_quote, have_token = not in_quote, True
-        elif char.isspace() and not in_quote:
-            if have_token:
-                args.append("".join(current))
-                current, have_token = [], False
-        else:
-            current.append(char)
-            have_token = True
-        i += 1
-    if in_quote:
-        raise DagError(f"unbalanced single quote in arguments {value}")
-    if have_token:
-        args.append("".join(current))
-    return args
-
-
-def _expand(text: str, variables: dict[str, str]) -> str:
-    return re.sub(r"\$\((\w+)\)", lambda match: variables.get(match.group(1), match.group(0)), text)
-
-
-@dataclass(frozen=True)
-class NodeCommand:
-    """What a node runs: the Python arguments (after the wrapper) and its stdout/stderr files."""
-
-    arguments: list[str]
-    output: Path
-    error: Path
-
-
-def node_command(dag: ParsedDag, name: str, _cache: dict | None = None) -> NodeCommand:
-    """The command line of node ``name``: its submit file's ``arguments`` with the node's VARS."""
-    import htcondor2
-
-    path = dag.submit_files[name]
-    cache = {} if _cache is None else _cache
-    if path not in cache:
-        cache[path] = htcondor2.Submit(path.read_text())
-    submit = cache[path]
-    variables = dag.variables[name]
-    try:
-        arguments = unquote_arguments(_expand(submit["arguments"], variables))
-        output, error = (Path(_expand(submit[key], variables)) for key in ("output", "error"))
-    except KeyError as missing:
-        raise DagError(f"submit file {path} of node {name} has no {missing}") from None
-    return NodeCommand(arguments, output, error)
+    path = dags.write_dag(htcondor_dag(workflow, descriptions), dag_dir, dag_file_name=DAG_NAME,
+                          node_name_formatter=_NodeNames(workflow))
+    header = (f"# bsmscan DAGMan workflow of analysis {config.name} (config {config.hash()}), written by jobs.submit.\n"
+              f"# Submit with `condor_submit_dag -usedagdir {DAG_NAME}`; run here with `python -m jobs.submit --local`.\n")
+    path.write_text(header + path.read_text())
+    log.debug("wrote %s and %d submit files", path, len(descriptions))
+    return path

@@ -56,13 +56,3 @@ def write_manifest(path: Path, fileset: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(fileset, indent=2, sort_keys=True))
     os.replace(tmp, path)
-
-
-def read_manifest(path: str | Path) -> dict:
-    """Read a fileset manifest (plain JSON; nothing is executed or unpickled), normalised.
-
-    The same reader as for users' filesets: :func:`analysis.core.fileset.load_fileset`.
-    """
-    from analysis.core.fileset import load_fileset
-
-    return load_fileset(path)

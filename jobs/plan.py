@@ -32,8 +32,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pyarrow.parquet as pq
+import uproot
+from coffea.nanoevents import NanoEventsFactory
+from coffea.processor.executor import FileMeta
+
 from analysis.core.atomic import write_json_atomic  # noqa: F401 (used by the batch steps)
 from analysis.core.errors import UserError
+from analysis.core.executors import SCHEMAS
+from analysis.core.store import part_name
+from processors.processor import chunk_key
 
 PLAN_FORMAT = "bsmscan-chunk-plan-1"
 PARTIAL_FORMAT = "bsmscan-partial-1"
@@ -61,8 +69,6 @@ class Chunk:
     @property
     def output_name(self) -> str:
         """The file name of this chunk's partial output (the feature-store part name, ``.json``)."""
-        from analysis.core.store import part_name
-
         return part_name(self.dataset, self.filename, self.entrystart, self.entrystop).removesuffix(".parquet") + ".json"
 
     def describe(self) -> str:
@@ -108,8 +114,6 @@ def file_chunk_ranges(n_entries: int, chunksize: int) -> list[tuple[int, int]]:
     cut into ``max(round(n / chunksize), 1)`` nearly equal pieces of ``ceil(n / pieces)``
     entries (an empty file gives one empty chunk).
     """
-    from coffea.processor.executor import FileMeta
-
     meta = FileMeta("dataset", "file", "tree", {"numentries": int(n_entries), "uuid": b""})
     return [(item.entrystart, item.entrystop) for item in meta.chunks(chunksize, False)]
 
@@ -117,20 +121,14 @@ def file_chunk_ranges(n_entries: int, chunksize: int) -> list[tuple[int, int]]:
 def file_entries(path: str, tree: str, fmt: str) -> tuple[int, str]:
     """Events in a file and the file's UUID as coffea's Runner reports them (``fileuuid``)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         n_entries = pq.ParquetFile(path).metadata.num_rows
         return n_entries, str(uuid.UUID(bytes=hashlib.md5(path.encode()).digest()))
-    import uproot
-
     with uproot.open({path: None}, timeout=XROOTD_TIMEOUT) as file:
         return int(file[tree].num_entries), str(uuid.UUID(bytes=file.file.fUUID))
 
 
 def build_plan(inspected, chunksize: int, schema: str = "base") -> ChunkPlan:
     """The chunk plan of an :class:`analysis.core.fileset.InspectedFileset` for ``chunksize``."""
-    from processors.processor import chunk_key
-
     chunks = []
     datasets = {"root": inspected.root, "parquet": inspected.parquet}
     for fmt, entries in datasets.items():
@@ -165,10 +163,6 @@ def read_plan(path: str | Path) -> ChunkPlan:
 @contextmanager
 def chunk_events(plan: ChunkPlan, chunk: Chunk) -> Iterator:
     """The NanoEvents of one chunk, built as coffea's Runner builds them (same metadata, lazily read)."""
-    from coffea.nanoevents import NanoEventsFactory
-
-    from analysis.core.executors import SCHEMAS
-
     metadata = {"dataset": chunk.dataset, "filename": chunk.filename, "treename": chunk.treename,
                 "entrystart": chunk.entrystart, "entrystop": chunk.entrystop, "fileuuid": chunk.fileuuid}
     metadata.update(plan.metadata(chunk))
@@ -179,8 +173,6 @@ def chunk_events(plan: ChunkPlan, chunk: Chunk) -> Iterator:
             entry_start=chunk.entrystart, entry_stop=chunk.entrystop,
         ).events()
         return
-    import uproot
-
     with uproot.open({chunk.filename: None}, timeout=XROOTD_TIMEOUT) as file:
         yield NanoEventsFactory.from_root(
             file=file, treepath=chunk.treename, schemaclass=schema, metadata=metadata, mode="virtual",

@@ -141,7 +141,8 @@ def _flat_shapes(tree: Any, prefix: str = "") -> dict[str, tuple]:
 class TrainedModel:
     """A trained network ready for scoring: raw features in, signal probability out.
 
-    Build it with :func:`load_model` (or ``TrainingResult.trained_model()``).  The attributes
+    Build it with :func:`load_model` (or ``TrainedModel(result.params, result.metadata)`` from a
+    :class:`~nn.train.TrainingResult`).  The attributes
     mirror ``model.json``: ``feature_names``, ``input_names``, ``parametrised``, ``classes``,
     ``signal_points``, ``split_fractions``, ``split_seed``, ``metrics``, ``history`` and the
     full ``metadata`` dict.
@@ -238,10 +239,6 @@ class TrainedModel:
             return np.tile(self.score(x), (len(points), 1))
         return np.stack([self.score(x, m, d) for m, d in points])
 
-    def score_table(self, table, points: Sequence[tuple[float, float]] | None = None, allow_extra: bool = False) -> np.ndarray:
-        """:meth:`score_points` of a :class:`nn.data.FeatureTable` (its feature names are checked)."""
-        return self.score_points(table.features, points, table.feature_names, allow_extra)
-
     def assign_split(self, dataset, event, dataset_names: Sequence[str] | None = None) -> np.ndarray:
         """The train/val/test code of events with the split settings this model was trained with."""
         return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names)
@@ -297,10 +294,6 @@ class ModelSet:
         if unknown:
             raise KeyError(f"no network for grid point(s) {unknown}; this set has {sorted(self.models)}")
         return np.stack([self.models[name].score(features, feature_names=feature_names, allow_extra=allow_extra) for name in names])
-
-    def score_table(self, table, points=None, allow_extra: bool = False) -> np.ndarray:
-        """:meth:`score_points` of a :class:`nn.data.FeatureTable`."""
-        return self.score_points(table.features, points, table.feature_names, allow_extra)
 
     def assign_split(self, dataset, event, dataset_names: Sequence[str] | None = None) -> np.ndarray:
         """As :meth:`TrainedModel.assign_split` (all members share the split settings)."""

@@ -93,25 +93,6 @@ class FeatureTable:
         pairs = np.unique(np.stack([self.m_slepton[signal], self.dm[signal]], axis=1), axis=0)
         return [(float(m), float(dm)) for m, dm in pairs]
 
-    def take(self, rows: np.ndarray) -> "FeatureTable":
-        """A new table with only ``rows`` (an index or boolean array); arrays are copied."""
-        return FeatureTable(
-            features=np.ascontiguousarray(self.features[rows]),
-            feature_names=self.feature_names,
-            weight=self.weight[rows],
-            label=self.label[rows],
-            dataset=self.dataset[rows],
-            dataset_names=self.dataset_names,
-            process=self.process[rows],
-            process_names=self.process_names,
-            m_slepton=self.m_slepton[rows],
-            dm=self.dm[rows],
-            event=self.event[rows],
-            datasets=self.datasets,
-            feature_set=self.feature_set,
-            source=self.source,
-        )
-
 
 def read_schema(store: str | Path) -> dict[str, Any]:
     """Parse and check ``<store>/schema.json`` (feature names, feature set, datasets)."""

@@ -2,7 +2,9 @@
 
 Every metric takes per-event weights; with unit weights they reduce to the usual definitions
 (e.g. :func:`weighted_roc_auc` equals ``sklearn.metrics.roc_auc_score``).  Negative weights
-are allowed and simply enter the sums.
+are allowed and simply enter the sums.  The ROC curve and AUC are the analysis' one
+implementation, :func:`analysis.core.statistics.weighted_roc_curve` / ``weighted_roc_auc``
+(the same code the report uses on binned scores), re-exported here.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from analysis.core.statistics import weighted_roc_auc, weighted_roc_curve
 
 __all__ = ["binary_metrics", "weighted_accuracy", "weighted_precision", "weighted_roc_auc", "weighted_roc_curve"]
 
@@ -21,39 +25,6 @@ def _arrays(scores: Any, labels: Any, weights: Any) -> tuple[np.ndarray, np.ndar
     if not (scores.shape == labels.shape == weights.shape):
         raise ValueError(f"scores, labels and weights differ in length: {scores.shape}, {labels.shape}, {weights.shape}")
     return scores, labels, weights
-
-
-def weighted_roc_curve(scores: Any, labels: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted ROC curve: (false-positive rate, true-positive rate, thresholds).
-
-    Thresholds are the distinct scores in decreasing order (an event passes if
-    ``score >= threshold``); the curve starts at (0, 0).  Ties are one point.
-    """
-    scores, labels, weights = _arrays(scores, labels, weights)
-    order = np.argsort(-scores, kind="stable")
-    scores, labels, weights = scores[order], labels[order], weights[order]
-    true_positive = np.cumsum(np.where(labels, weights, 0.0))
-    false_positive = np.cumsum(np.where(labels, 0.0, weights))
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1] if scores.size else np.zeros(0, int)
-    total_positive, total_negative = true_positive[-1], false_positive[-1]
-    if not (total_positive != 0 and total_negative != 0):
-        raise ValueError("the ROC curve needs a non-zero total weight of both signal and background")
-    tpr = np.r_[0.0, true_positive[last_of_tie] / total_positive]
-    fpr = np.r_[0.0, false_positive[last_of_tie] / total_negative]
-    return fpr, tpr, scores[last_of_tie]
-
-
-def weighted_roc_auc(scores: Any, labels: Any, weights: Any = None) -> float:
-    """Area under the weighted ROC curve (trapezoidal, ties counted half), in [0, 1] for w >= 0.
-
-    Equals the weighted probability that a signal event scores above a background event.
-    Returns NaN when either class has zero total weight.
-    """
-    try:
-        fpr, tpr, _ = weighted_roc_curve(scores, labels, weights)
-    except ValueError:
-        return float("nan")
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) * 0.5))
 
 
 def weighted_precision(predicted: Any, labels: Any, weights: Any = None) -> float:

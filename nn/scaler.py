@@ -53,10 +53,6 @@ class Standardizer:
             block *= inverse
         return x
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """A standardised float32 copy of ``x``."""
-        return self.transform_(np.array(x, dtype=np.float32, copy=True))
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"mean": [...], "std": [...]}``."""
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}

@@ -17,6 +17,7 @@ Python API: :func:`train_classifier` (a :class:`~nn.data.FeatureTable` in, a
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import sys
 from dataclasses import dataclass
@@ -28,14 +29,16 @@ import jax
 import numpy as np
 import optax
 
+from analysis.core.cli import setup_logging
+from analysis.core.config import ConfigError, default_config, load_config
 from analysis.core.names import point_name
-from nn.artifact import TrainedModel, save_artifact, save_model_set
-from nn.data import FeatureTable, read_feature_store
+from nn.artifact import ArtifactError, save_artifact, save_model_set
+from nn.data import FeatureStoreError, FeatureTable, read_feature_store
 from nn.losses import LossSpec
 from nn.metrics import weighted_roc_auc
 from nn.model import MLP, build_model, signal_probability_numpy
 from nn.prepare import PreparedData, prepare_training_data
-from nn.presets import apply_preset
+from nn.presets import PRESETS, apply_preset
 from nn.trainer import (
     FitResult,
     compiled_apply,
@@ -47,7 +50,7 @@ from nn.trainer import (
 
 __all__ = ["TrainingResult", "loss_spec", "main", "training_seed", "train_classifier", "train_from_store"]
 
-Log = Callable[[str], None] | None
+log = logging.getLogger(__name__)
 
 
 def training_seed(config) -> int:
@@ -86,10 +89,6 @@ class TrainingResult:
     fit: FitResult
     metrics: dict[str, Any]
     metadata: dict[str, Any]
-
-    def trained_model(self) -> TrainedModel:
-        """The in-memory :class:`~nn.artifact.TrainedModel` (as :func:`~nn.artifact.load_model` would give)."""
-        return TrainedModel(self.params, self.metadata)
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact (weights + ``model.json``) to ``directory``."""
@@ -138,23 +137,29 @@ def train_classifier(
     preset: str | None = None,
     points: Sequence[tuple[float, float]] | None = None,
     parametrised: bool | None = None,
-    log: Log = print,
+    verbose: bool = True,
+    on_epoch: Callable[[MLP, Any, PreparedData, dict], None] | None = None,
 ) -> TrainingResult:
     """Train one network on ``table`` with the ``model``/``training`` sections of ``config``.
 
     ``preset`` applies a named preset first; ``points`` restricts the signal to these grid
     points (default: ``training.signal_points`` or all); ``parametrised`` overrides
-    ``model.parametrised``.  Returns a :class:`TrainingResult` (call ``.save(dir)``).
+    ``model.parametrised``.  Progress goes to this module's logger (INFO, or DEBUG when not
+    ``verbose``).  ``on_epoch(network, params, data, entry)`` is called after every epoch with
+    its history entry (it may raise to stop the training, as a search's pruner does).
+    Returns a :class:`TrainingResult` (call ``.save(dir)``).
     """
+    level = logging.INFO if verbose else logging.DEBUG
     if preset is not None:
         config = apply_preset(config, preset)
     seed = training_seed(config)
     data = prepare_training_data(table, config.model, config.training, seed, points, parametrised)
     network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs)
     spec = loss_spec(config)
-    if log is not None:
+    if log.isEnabledFor(level):
         counts = data.summary["events"]
-        log(
+        log.log(
+            level,
             f"training {'parametrised ' if data.parametrised else ''}{config.model.output} MLP "
             f"{list(config.model.hidden_layers)} {config.model.activation} on {len(data.signal_points)} signal point(s), "
             f"{len(data.feature_names)} features; events train/val/test = "
@@ -162,8 +167,10 @@ def train_classifier(
             f"optimizer {config.training.optimizer}, batch {config.training.batch_size}"
         )
         for cls, ess in data.summary["effective_sample_size"]["train"].items():
-            log(f"  train {cls:>10s}: {ess['events']} events, effective sample size {ess['ess_physics']:.1f} (physics weights)")
-    result = fit(network, data, config.training, spec, seed, config.model.l1, config.model.l2, log)
+            log.log(level, f"  train {cls:>10s}: {ess['events']} events, effective sample size {ess['ess_physics']:.1f} (physics weights)")
+    report = None if on_epoch is None else (lambda params, entry: on_epoch(network, params, data, entry))
+    result = fit(network, data, config.training, spec, seed, config.model.l1, config.model.l2, config.model.dropout,
+                 verbose=verbose, on_epoch=report)
     metrics = _final_metrics(network, result.params, data, spec, config.training.eval_batch_size)
     metrics.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run, stop_reason=result.stop_reason, **result.timings)
     metadata = {
@@ -201,13 +208,13 @@ def train_classifier(
             "device": str(jax.devices()[0]),
         },
     }
-    if log is not None:
+    if log.isEnabledFor(level):
         for split in ("val", "test"):
             if split in metrics:
                 extra = metrics[split].get("auc_mean_over_points")
                 per_point = f"  (mean per-point AUC {extra:.4f})" if extra is not None else ""
-                log(f"{split:>4s}: weighted AUC {metrics[split]['auc']:.4f}  loss {metrics[split]['loss']:.5f}{per_point}")
-        log(f"best epoch {result.best_epoch} of {result.epochs_run}: {result.stop_reason}")
+                log.log(level, f"{split:>4s}: weighted AUC {metrics[split]['auc']:.4f}  loss {metrics[split]['loss']:.5f}{per_point}")
+        log.log(level, f"best epoch {result.best_epoch} of {result.epochs_run}: {result.stop_reason}")
     return TrainingResult(network, result.params, data, result, metrics, metadata)
 
 
@@ -216,23 +223,21 @@ def train_from_store(
     out: str | Path,
     config=None,
     preset: str | None = None,
-    log: Log = print,
+    verbose: bool = True,
 ) -> list[TrainingResult]:
     """Read the feature store, train (one network, or one per point with ``training.per_point``)
-    and write the artifact(s) to ``out``; returns the results."""
-    from analysis.core.config import default_config
-
+    and write the artifact(s) to ``out``; returns the results. Progress is logged
+    (:func:`train_classifier`)."""
     config = default_config() if config is None else config
     if preset is not None:
         config = apply_preset(config, preset)
     table = read_feature_store(store)
     out = Path(out)
     if not config.training.per_point:
-        result = train_classifier(table, config, preset=None, log=log)
+        result = train_classifier(table, config, preset=None, verbose=verbose)
         result.metadata["preset"] = preset
         result.save(out)
-        if log is not None:
-            log(f"model written to {out}")
+        log.info("model written to %s", out)
         return [result]
     points = (
         [(p.m_slepton, p.dm) for p in config.training.signal_points]
@@ -242,26 +247,19 @@ def train_from_store(
     results, members = [], {}
     for m, dm in points:
         name = point_name(m, dm)
-        if log is not None:
-            log(f"--- grid point {name}")
-        result = train_classifier(table, config, points=[(m, dm)], parametrised=False, log=log)
+        log.info("--- grid point %s", name)
+        result = train_classifier(table, config, points=[(m, dm)], parametrised=False, verbose=verbose)
         result.metadata["preset"] = preset
         result.save(out / "points" / name)
         members[name] = {"m_slepton": m, "dm": dm, "path": f"points/{name}"}
         results.append(result)
     save_model_set(out, members)
-    if log is not None:
-        log(f"{len(results)} per-point models written to {out}")
+    log.info("%d per-point models written to %s", len(results), out)
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m nn.train``); returns the exit status."""
-    from analysis.core.config import ConfigError, load_config
-    from nn.artifact import ArtifactError
-    from nn.data import FeatureStoreError
-    from nn.presets import PRESETS
-
     parser = argparse.ArgumentParser(prog="python -m nn.train", description="Train the signal-vs-background classifier from a feature store.")
     parser.add_argument("--store", required=True, help="feature-store directory (parts/*.parquet + schema.json)")
     parser.add_argument("--out", required=True, help="output directory of the model artifact")
@@ -269,12 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="network/training preset applied over the config")
     parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
     args = parser.parse_args(argv)
+    setup_logging()
+    if args.quiet:
+        logging.getLogger("nn").setLevel(logging.WARNING)
     try:
-        from analysis.core.config import default_config
-
         config = load_config(args.config) if args.config else default_config()
-        log = None if args.quiet else (lambda line: print(line, flush=True))
-        results = train_from_store(args.store, args.out, config, args.preset, log=log)
+        results = train_from_store(args.store, args.out, config, args.preset)
     except (ConfigError, FeatureStoreError, ArtifactError, ValueError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,10 +1,13 @@
 """The training loop: optax optimisers, one jitted pure ``train_step``, early stopping.
 
 * :func:`make_optimizer` -- adam, adamw, rmsprop (Keras conventions) or sgd with momentum,
-  with a constant, cosine, exponential or warm-up + cosine learning-rate schedule.
-* :func:`make_train_step` -- ``(state, x, target, weight, n_events, yield_scale, key) ->
+  with a constant, cosine, exponential or warm-up + cosine learning-rate schedule; the
+  learning rate is a runtime value in the optimiser state (``optax.inject_hyperparams``).
+* :func:`make_train_step` -- ``(state, x, target, weight, n_events, yield_scale, key, hyper) ->
   (state, data_loss, logits)``: forward with dropout, weighted loss + L1/L2 penalty,
-  gradient, optimiser update.  Pure: the state is passed in and returned.
+  gradient, optimiser update.  Pure: the state is passed in and returned.  The dropout keep
+  probability and the L1/L2 constants come in ``hyper`` (:class:`Regularisation`), runtime
+  values too.
 * :func:`make_train_epoch` -- one epoch as a jitted ``lax.scan`` of ``train_step`` over the
   batches of a seeded permutation; the data stay put (each batch is a gather of its rows),
   the last batch is padded with zero-weight rows so every step has the same shape.
@@ -13,11 +16,19 @@
   the best weights.
 
 All randomness (initialisation, dropout, shuffling) comes from one integer seed.
+
+Compiled steps are cached by what fixes the computation -- the network's shape and
+activation, whether it has dropout and which penalties are on, the loss, the optimiser and
+schedule kinds, batch size and batches per epoch -- so trainings that differ only in learning
+rate, dropout rate or penalty constants (a hyperparameter search's trials, a regularisation
+sweep, several seeds) share one compilation (:func:`compiled_training`,
+:func:`clear_compiled_caches`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -36,15 +47,20 @@ from nn.metrics import (
     weighted_precision,
     weighted_roc_auc,
 )
-from nn.model import MLP, init_params, signal_probability_numpy, weight_penalty
+from nn.model import MLP, _jitted_init, init_params, signal_probability_numpy, weight_penalty
 from nn.prepare import PreparedData, SplitData
 
 __all__ = [
     "FitResult",
+    "OPTIMIZERS",
     "OptimizerSpec",
+    "Regularisation",
+    "SCHEDULES",
+    "TrainState",
+    "clear_compiled_caches",
     "compiled_apply",
     "compiled_loss",
-    "TrainState",
+    "compiled_training",
     "evaluate_split",
     "fit",
     "make_optimizer",
@@ -52,8 +68,11 @@ __all__ = [
     "make_train_epoch",
     "make_train_step",
     "predict_logits",
+    "set_learning_rate",
     "split_metrics",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class TrainState(struct.PyTreeNode):
@@ -64,12 +83,27 @@ class TrainState(struct.PyTreeNode):
     opt_state: Any
 
 
+class Regularisation(struct.PyTreeNode):
+    """Runtime regularisation values of a training step: the dropout keep probability
+    (1 - rate) and the L1 / L2 constants. Arrays, not compile-time constants."""
+
+    keep_prob: jax.Array
+    l1: jax.Array
+    l2: jax.Array
+
+    @classmethod
+    def of(cls, dropout: float = 0.0, l1: float = 0.0, l2: float = 0.0) -> "Regularisation":
+        """From a dropout rate and the penalty constants (``1 - rate`` is taken in float64
+        before the cast, as ``flax.linen.Dropout`` does)."""
+        return cls(keep_prob=jnp.float32(1.0 - float(dropout)), l1=jnp.float32(l1), l2=jnp.float32(l2))
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """The optimiser settings of ``training`` (hashable, so compiled steps can be reused)."""
+    """The optimiser settings of ``training`` that fix the compiled update (hashable, so
+    compiled steps can be reused); the learning rate is not one of them."""
 
     optimizer: str = "rmsprop"
-    learning_rate: float = 1e-3
     schedule: str = "constant"
     warmup_epochs: int = 0
     decay_rate: float = 0.9
@@ -92,54 +126,83 @@ class OptimizerSpec:
         return cls(**{name: value for name, value in values.items() if not unused.get(name, False)})
 
 
-def make_schedule(training, steps_per_epoch: int) -> optax.Schedule:
-    """The learning rate as a function of the step, from ``training.schedule``."""
-    lr = training.learning_rate
-    total = max(1, training.max_epochs * steps_per_epoch)
-    if training.schedule == "constant":
-        return optax.constant_schedule(lr)
-    if training.schedule == "cosine":
-        return optax.cosine_decay_schedule(lr, decay_steps=total)
-    if training.schedule == "exponential":
-        return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=training.decay_rate)
-    if training.schedule == "warmup_cosine":
-        warmup = min(training.warmup_epochs * steps_per_epoch, total - 1)
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=total)
-    raise ValueError(f"unknown learning-rate schedule {training.schedule!r}")
+def _warmup_cosine(lr, settings, steps_per_epoch: int, total: int) -> optax.Schedule:
+    # optax.warmup_cosine_decay_schedule, written out: it tests ``peak_value == 0`` in Python,
+    # which a traced learning rate cannot answer (end value 0, so alpha = 0)
+    warmup = min(settings.warmup_epochs * steps_per_epoch, total - 1)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warmup), optax.cosine_decay_schedule(lr, decay_steps=total - warmup)], [warmup]
+    )
 
 
-def make_optimizer(training, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The optax optimiser of ``training.optimizer`` with its schedule.
+#: Learning-rate schedule of each ``training.schedule`` name:
+#: ``(learning_rate, settings, steps_per_epoch, total_steps) -> schedule``.
+SCHEDULES: dict[str, Callable[..., optax.Schedule]] = {
+    "constant": lambda lr, settings, steps, total: optax.constant_schedule(lr),
+    "cosine": lambda lr, settings, steps, total: optax.cosine_decay_schedule(lr, decay_steps=total),
+    "exponential": lambda lr, settings, steps, total: optax.exponential_decay(lr, transition_steps=steps, decay_rate=settings.decay_rate),
+    "warmup_cosine": _warmup_cosine,
+}
 
-    rmsprop follows Keras (decay 0.9, eps 1e-7 outside the square root), the reference
-    studies' framework; sgd uses ``training.momentum``; adamw ``training.weight_decay``.
-    """
-    schedule = make_schedule(training, steps_per_epoch)
-    name = training.optimizer
-    if name == "adam":
-        return optax.adam(schedule)
-    if name == "adamw":
-        return optax.adamw(schedule, weight_decay=training.weight_decay)
-    if name == "rmsprop":
-        return optax.rmsprop(schedule, decay=0.9, eps=1e-7, eps_in_sqrt=False)
-    if name == "sgd":
-        return optax.sgd(schedule, momentum=training.momentum or None)
-    raise ValueError(f"unknown optimizer {name!r}; use adam, adamw, rmsprop or sgd")
+#: Optimiser of each ``training.optimizer`` name: ``(schedule, settings) -> optax transformation``.
+#: rmsprop follows Keras (decay 0.9, eps 1e-7 outside the square root), the reference studies'
+#: framework; sgd uses ``momentum``; adamw ``weight_decay``.
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": lambda schedule, settings: optax.adam(schedule),
+    "adamw": lambda schedule, settings: optax.adamw(schedule, weight_decay=settings.weight_decay),
+    "rmsprop": lambda schedule, settings: optax.rmsprop(schedule, decay=0.9, eps=1e-7, eps_in_sqrt=False),
+    "sgd": lambda schedule, settings: optax.sgd(schedule, momentum=settings.momentum or None),
+}
 
 
-def make_train_step(model: MLP, loss_spec: LossSpec, tx: optax.GradientTransformation, l1: float = 0.0, l2: float = 0.0) -> Callable:
+def make_schedule(training, steps_per_epoch: int, learning_rate=None) -> optax.Schedule:
+    """The learning rate as a function of the step, from ``training.schedule``; the peak rate is
+    ``learning_rate`` (a float or a traced value), default ``training.learning_rate``."""
+    if training.schedule not in SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {training.schedule!r}; known: {sorted(SCHEDULES)}")
+    lr = training.learning_rate if learning_rate is None else learning_rate
+    return SCHEDULES[training.schedule](lr, training, steps_per_epoch, max(1, training.max_epochs * steps_per_epoch))
+
+
+def make_optimizer(training, steps_per_epoch: int, learning_rate: float | None = None) -> optax.GradientTransformation:
+    """The optax optimiser of ``training.optimizer`` with its schedule, the learning rate
+    injected as a hyperparameter (``opt_state.hyperparams["learning_rate"]``, a runtime value:
+    :func:`set_learning_rate`). Its initial value: ``learning_rate``, else ``training.learning_rate``."""
+    if training.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {training.optimizer!r}; known: {sorted(OPTIMIZERS)}")
+    build = OPTIMIZERS[training.optimizer]
+
+    def factory(learning_rate):
+        # the schedule is a closure over the injected (traced) rate; its own step count lives
+        # in the inner optimiser state, as it did without injection
+        return build(make_schedule(training, steps_per_epoch, learning_rate), training)
+
+    initial = learning_rate if learning_rate is not None else getattr(training, "learning_rate", 1e-3)
+    return optax.inject_hyperparams(factory)(learning_rate=float(initial))
+
+
+def set_learning_rate(opt_state, learning_rate: float):
+    """``opt_state`` of :func:`make_optimizer` with another (peak) learning rate."""
+    rate = jnp.asarray(learning_rate, opt_state.hyperparams["learning_rate"].dtype)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": rate})
+
+
+def make_train_step(model: MLP, loss_spec: LossSpec, tx: optax.GradientTransformation, l1: bool = False, l2: bool = False) -> Callable:
     """A pure training step (not yet jitted; :func:`make_train_epoch` scans it, callers may jit it).
 
-    ``train_step(state, x, target, weight, n_events, yield_scale, key)`` returns the new state,
-    the weighted data loss of the batch (without the penalty) and the batch logits.
+    ``train_step(state, x, target, weight, n_events, yield_scale, key, hyper)`` returns the new
+    state, the weighted data loss of the batch (without the penalty) and the batch logits.
+    ``hyper`` is a :class:`Regularisation`; ``l1`` / ``l2`` say whether those penalties are on
+    at all (their constants come from ``hyper``).
     """
     loss_fn = make_loss(loss_spec)
 
-    def train_step(state: TrainState, x, target, weight, n_events, yield_scale, key):
+    def train_step(state: TrainState, x, target, weight, n_events, yield_scale, key, hyper: Regularisation):
         def objective(params):
-            logits = model.apply({"params": params}, x, train=True, rngs={"dropout": key})
+            logits = model.apply({"params": params}, x, train=True, keep_prob=hyper.keep_prob, rngs={"dropout": key})
             data_loss = loss_fn(logits, target, weight, n_events, yield_scale)
-            return data_loss + weight_penalty(params, l1, l2), (data_loss, logits)
+            penalty = weight_penalty(params, hyper.l1 if l1 else None, hyper.l2 if l2 else None)
+            return data_loss + penalty, (data_loss, logits)
 
         grads, (data_loss, logits) = jax.grad(objective, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -150,10 +213,10 @@ def make_train_step(model: MLP, loss_spec: LossSpec, tx: optax.GradientTransform
 
 
 def make_train_epoch(train_step: Callable, batch_size: int) -> Callable:
-    """A jitted epoch: ``(state, x, target, weight, shuffle_key, dropout_key, total_rows) ->
+    """A jitted epoch: ``(state, x, target, weight, shuffle_key, dropout_key, total_rows, hyper) ->
     (state, mean batch loss, logits per row in the original row order)``."""
 
-    def train_epoch(state, x, target, weight, shuffle_key, dropout_key, total_rows):
+    def train_epoch(state, x, target, weight, shuffle_key, dropout_key, total_rows, hyper):
         n = x.shape[0]
         n_batches = -(-n // batch_size)
         permutation = jax.random.permutation(shuffle_key, n)
@@ -166,7 +229,7 @@ def make_train_epoch(train_step: Callable, batch_size: int) -> Callable:
             n_events = jnp.sum(ok).astype(jnp.float32)
             batch_weight = jnp.where(ok, weight[rows], 0.0)
             key = jax.random.fold_in(dropout_key, index)
-            state, loss, logits = train_step(state, x[rows], target[rows], batch_weight, n_events, total_rows / n_events, key)
+            state, loss, logits = train_step(state, x[rows], target[rows], batch_weight, n_events, total_rows / n_events, key, hyper)
             return state, (loss * n_events, logits)
 
         state, (losses, logits) = jax.lax.scan(body, state, (order, valid, jnp.arange(n_batches)))
@@ -189,12 +252,22 @@ def compiled_loss(spec: LossSpec) -> Callable:
     return jax.jit(make_loss(spec))
 
 
-@functools.lru_cache(maxsize=16)
-def _compiled_training(model: MLP, loss_spec: LossSpec, optimizer: OptimizerSpec, steps_per_epoch: int, batch_size: int, l1: float, l2: float):
-    """Optimiser and jitted epoch for one setup, cached so that repeated trainings (several grid
-    points, seeds, tests) compile once."""
-    tx = make_optimizer(optimizer, steps_per_epoch)
+@functools.lru_cache(maxsize=32)
+def compiled_training(model: MLP, loss_spec: LossSpec, optimizer: OptimizerSpec, steps_per_epoch: int, batch_size: int,
+                      l1: bool = False, l2: bool = False):
+    """``(tx, train_epoch)``: the optimiser (:func:`make_optimizer`, learning rate set per
+    training with :func:`set_learning_rate`) and the jitted epoch of one setup, cached: trainings
+    that differ only in learning rate, dropout rate, penalty constants or seed compile once."""
+    tx = make_optimizer(optimizer, steps_per_epoch, learning_rate=1.0)
     return tx, make_train_epoch(make_train_step(model, loss_spec, tx, l1, l2), batch_size)
+
+
+def clear_compiled_caches() -> None:
+    """Forget every cached compiled function (steps, inference, loss, initialisation), so the
+    next training compiles afresh (what each trial of a search paid before the learning rate
+    and dropout rate became runtime values; ``benchmarks/search.py`` measures the difference)."""
+    for cached in (compiled_training, compiled_apply, compiled_loss, _jitted_init):
+        cached.cache_clear()
 
 
 def _chunk_size(n: int, limit: int) -> int:
@@ -257,23 +330,31 @@ def fit(
     seed: int,
     l1: float = 0.0,
     l2: float = 0.0,
-    log: Callable[[str], None] | None = print,
+    dropout: float = 0.0,
+    verbose: bool = True,
+    on_epoch: Callable[[Any, dict], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data.splits['train']``, early-stopping on ``data.splits['val']``.
 
-    Stops after ``training.max_epochs`` epochs, or after ``training.patience`` epochs in a row
-    whose validation loss did not improve on the best by more than ``training.min_delta``
-    (Keras convention; patience 0 acts as 1), or when the training loss becomes non-finite; the
-    parameters of the best validation epoch are returned.
+    ``l1``, ``l2``: penalty constants; ``dropout``: the dropout rate (used if ``model`` has
+    dropout). Stops after ``training.max_epochs`` epochs, or after ``training.patience`` epochs
+    in a row whose validation loss did not improve on the best by more than
+    ``training.min_delta`` (Keras convention; patience 0 acts as 1), or when the training loss
+    becomes non-finite; the parameters of the best validation epoch are returned. One line per
+    epoch is logged (INFO, DEBUG when not ``verbose``); ``on_epoch(params, entry)`` is called
+    after each epoch with its history entry (an exception it raises ends the training).
     """
     train, val = data.splits["train"], data.splits["val"]
     steps_per_epoch = -(-len(train) // training.batch_size)
     optimizer = OptimizerSpec.from_training(training)
-    tx, train_epoch = _compiled_training(model, loss_spec, optimizer, steps_per_epoch, training.batch_size, float(l1), float(l2))
-    schedule = make_schedule(optimizer, steps_per_epoch)
+    tx, train_epoch = compiled_training(model, loss_spec, optimizer, steps_per_epoch, training.batch_size, l1 > 0, l2 > 0)
+    hyper = Regularisation.of(dropout if model.dropout else 0.0, l1, l2)
+    schedule = make_schedule(training, steps_per_epoch)
     init_key, shuffle_key, dropout_key = jax.random.split(jax.random.key(seed), 3)
     params = init_params(model, train.x.shape[1], init_key)
-    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+    opt_state = set_learning_rate(tx.init(params), training.learning_rate)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state)
+    level = logging.INFO if verbose else logging.DEBUG
     apply, loss_eval = compiled_apply(model), compiled_loss(loss_spec)
 
     x = jnp.asarray(train.x)
@@ -288,7 +369,7 @@ def fit(
         tick = time.perf_counter()
         state, train_loss, logits = train_epoch(
             state, x, target, weight, jax.random.fold_in(shuffle_key, epoch), jax.random.fold_in(dropout_key, epoch),
-            float(data.total_rows),
+            float(data.total_rows), hyper,
         )
         train_loss = float(train_loss)
         train_seconds += time.perf_counter() - tick
@@ -307,12 +388,15 @@ def fit(
             "val": val_row,
         }
         history.append(entry)
-        if log is not None:
-            log(
+        if log.isEnabledFor(level):
+            log.log(
+                level,
                 f"epoch {epoch:3d}/{training.max_epochs}  loss {train_loss:.5f}  auc {train_row['auc']:.4f}  "
                 f"| val loss {val_row['loss']:.5f}  auc {val_row['auc']:.4f}  acc {val_row['accuracy']:.4f}  "
                 f"({entry['seconds']:.1f} s)"
             )
+        if on_epoch is not None:
+            on_epoch(state.params, entry)
         if val_row["loss"] < best_loss - training.min_delta:
             best_loss, best_params, best_epoch, waited = val_row["loss"], state.params, epoch, 0
         else:

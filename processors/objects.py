@@ -114,3 +114,29 @@ def remove_overlaps(jets: ak.Array, leptons: ak.Array, min_dr: float) -> ak.Arra
     pairs = ak.cartesian({"jet": jets, "lep": leptons}, axis=1, nested=True)
     dr = delta_r(pairs.jet.eta, pairs.jet.phi, pairs.lep.eta, pairs.lep.phi)
     return jets[ak.all(dr > min_dr, axis=2)]
+
+
+def non_finite_counts(events, objects: ObjectSelection) -> dict[str, int]:
+    """Branches of the collections ``objects`` uses with NaN or infinite values, and how many.
+
+    Checks the kinematics (pt, eta, phi, mass) of electrons, muons and jets, the b-tag
+    discriminant and MET: a NaN pT fails every cut silently, so such inputs must be named.
+    """
+    checks = []
+    if objects.use_electrons:
+        checks += [("Electron", field) for field in ("pt", "eta", "phi", "mass")]
+    if objects.use_muons:
+        checks += [("Muon", field) for field in ("pt", "eta", "phi", "mass")]
+    if objects.use_jets:
+        checks += [("Jet", field) for field in ("pt", "eta", "phi", "mass", objects.btag_branch)]
+    if objects.use_met:
+        checks += [("MET", "pt"), ("MET", "phi")]
+    counts = {}
+    for collection, field in checks:
+        values = _field(events, collection, field)
+        flat = ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 else ak.to_numpy(values)
+        if flat.dtype.kind == "f":
+            bad = int(np.count_nonzero(~np.isfinite(flat)))
+            if bad:
+                counts[f"{collection}_{field}"] = bad
+    return counts

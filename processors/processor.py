@@ -16,13 +16,26 @@ from analysis.core.errors import UserError
 from analysis.core.store import part_name, write_part
 
 from .features import FEATURE_SETS, compute_features
-from .objects import MissingBranchError, Objects, select_objects
+from .objects import MissingBranchError, Objects, non_finite_counts, select_objects
 from .selection import Preselection, Selection, apply_cuts
 from .weights import event_weights
 
 
 class InputDataError(UserError, ValueError):
     """The content of an input file is unusable (non-finite values, missing metadata)."""
+
+
+def check_finite_inputs(events, objects, source: str) -> None:
+    """Raise :class:`InputDataError` naming the file, each branch and its count of NaN/inf values
+    (object kinematics, b-tag, MET) in a chunk: such values would fail every cut silently."""
+    counts = non_finite_counts(events, objects)
+    if counts:
+        details = ", ".join(f"{branch}: {count}" for branch, count in counts.items())
+        entries = ""
+        metadata = getattr(events, "metadata", None) or {}
+        if "entrystart" in metadata:
+            entries = f" (entries {metadata['entrystart']}-{metadata['entrystop']})"
+        raise InputDataError(f"non-finite values in {source}{entries}: {details} (NaN or inf; fix or leave out the file)")
 
 
 def chunk_key(metadata: dict) -> str:
@@ -81,11 +94,11 @@ class SelectionProcessor(processor.ProcessorABC):
         metadata = dict(events.metadata)
         source = metadata["filename"]
         weights = chunk_weights(events, metadata, self.luminosity_fb)
+        check_finite_inputs(events, self.objects, source)
         objects = select_objects(events, self.objects)
-        for name, values in (("weight", weights), ("MET_pt", objects.met_pt), ("MET_phi", objects.met_phi)):
-            bad = ~np.isfinite(values)
-            if bad.any():
-                raise InputDataError(f"{int(bad.sum())} event(s) with non-finite {name} in {source}")
+        bad = ~np.isfinite(weights)
+        if bad.any():
+            raise InputDataError(f"{int(bad.sum())} event(s) with non-finite weight in {source}")
 
         selection = apply_cuts(self.preselection, objects, weights)
         n_selected = len(selection.rows)

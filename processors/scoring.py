@@ -6,9 +6,12 @@ network is evaluated at each point), filled into
 
 - ``score``: split (train / validation / test) x process x grid point x score (``score_bins``
   bins on [0, 1]), ``Weight()`` storage;
-- ``control``: for a few key variables, step x process x grid point x variable, where step is
-  ``preselection`` (every selected event) and, when per-point thresholds are given, ``score cut``
-  (events of the test split above the threshold of that point).
+- ``control``: for a few key variables, process x grid point x test x score x variable, where
+  ``test`` says whether the event is in the test split. The same single pass therefore gives
+  the control distributions after the preselection (sum over test and score) and above any
+  score threshold of the test split (:func:`analysis.results.control.control_at_thresholds`),
+  so the scan needs no second scoring pass. The process axis grows: a chunk holds only its
+  own process, which keeps the per-chunk histograms small.
 
 On the process axis, signal events are labelled by their grid point (``slepton_200_40``), so
 that the scan of a point counts only its own signal; backgrounds by their process.
@@ -20,6 +23,8 @@ scored with a jitted function on whole chunks.
 """
 
 from __future__ import annotations
+
+import os
 
 import hist
 import numpy as np
@@ -38,7 +43,6 @@ from .processor import (
 from .selection import Preselection, apply_cuts
 
 SPLITS = ("train", "validation", "test")
-STEPS = ("preselection", "score cut")
 
 #: Control variables: name -> (bins, low, high, axis label).
 CONTROL_VARIABLES = {
@@ -48,16 +52,17 @@ CONTROL_VARIABLES = {
     "lep1_pt": (30, 0.0, 300.0, r"$p_T(\ell_1)$ [GeV]"),
 }
 
-_MODELS: dict[str, object] = {}
+_MODELS: dict[tuple, object] = {}
 
 
-def cached_model(directory: str):
-    """The model in ``directory``, loaded once per process and reused for every chunk."""
-    if directory not in _MODELS:
-        from nn.artifact import load_model
-
-        _MODELS[directory] = load_model(directory)
-    return _MODELS[directory]
+def cached_model(loader, directory: str):
+    """``loader(directory)``, called once per process and reused for every chunk (reloaded when
+    the folder's ``model.json`` changes, e.g. after retraining in the same session)."""
+    stamp = os.stat(os.path.join(directory, "model.json")).st_mtime_ns if os.path.isdir(directory) else None
+    key = (getattr(loader, "__module__", None), getattr(loader, "__qualname__", repr(loader)), directory, stamp)
+    if key not in _MODELS:
+        _MODELS[key] = loader(directory)
+    return _MODELS[key]
 
 
 def process_label(dataset: str, metadata: dict) -> str:
@@ -83,13 +88,14 @@ def score_histogram(processes: list[str], points: list[str], n_bins: int) -> his
     )
 
 
-def control_histogram(variable: str, processes: list[str], points: list[str]) -> hist.Hist:
-    """An empty step x process x point x variable histogram."""
+def control_histogram(variable: str, points: list[str], n_score_bins: int) -> hist.Hist:
+    """An empty process (growing) x point x test x score x variable histogram."""
     bins, low, high, label = CONTROL_VARIABLES[variable]
     return hist.Hist(
-        hist.axis.StrCategory(list(STEPS), name="step"),
-        hist.axis.StrCategory(processes, name="process"),
+        hist.axis.StrCategory([], name="process", growth=True),
         hist.axis.StrCategory(points, name="point"),
+        hist.axis.Boolean(name="test"),
+        hist.axis.Regular(n_score_bins, 0.0, 1.0, name="score", label="classifier score"),
         hist.axis.Regular(bins, low, high, name=variable, label=label),
         storage=hist.storage.Weight(),
     )
@@ -101,12 +107,12 @@ class ScoringProcessor(processor.ProcessorABC):
     ``model_dir``: the trained model artifact (a path every worker can read).
     ``points``: the grid points (m_slepton, dm) to evaluate at.
     ``processes``: every process label that will be filled (see :func:`process_labels`).
-    ``thresholds``: optional {point label: score threshold}; fills the ``score cut`` step of the
-    control histograms with test-split events above it.
+    ``model_loader``: a function of the model folder returning an object with ``score_points``
+    and ``assign_split`` (``nn.artifact.load_model``; passed in by the scoring stage so that
+    the columnar layer does not depend on the network's), called once per worker process.
     """
 
-    def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str],
-                 thresholds: dict[str, float] | None = None):
+    def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str], model_loader):
         self.objects = config.selection.objects
         self.preselection = Preselection.from_config(config.selection)
         self.feature_set = config.features.set
@@ -116,13 +122,13 @@ class ScoringProcessor(processor.ProcessorABC):
         self.points = [(float(m), float(d)) for m, d in points]
         self.labels = [point_name(m, d) for m, d in self.points]
         self.processes = list(processes)
-        self.thresholds = dict(thresholds or {})
+        self.model_loader = model_loader
 
     def empty_output(self) -> dict:
         """The accumulator of a chunk without selected events."""
         return {
             "score": score_histogram(self.processes, self.labels, self.score_bins),
-            "control": {name: control_histogram(name, self.processes, self.labels) for name in CONTROL_VARIABLES},
+            "control": {name: control_histogram(name, self.labels, self.score_bins) for name in CONTROL_VARIABLES},
             "n_events": {},
             "n_scored": {},
         }
@@ -145,7 +151,7 @@ class ScoringProcessor(processor.ProcessorABC):
         if len(rows) == 0:
             return output
 
-        model = cached_model(self.model_dir)
+        model = cached_model(self.model_loader, self.model_dir)
         features = selected_features(selection, objects, self.feature_set, self.preselection.btag_pt_min)
         names = list(features)
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
@@ -156,18 +162,15 @@ class ScoringProcessor(processor.ProcessorABC):
         selected_weights = weights[rows]
         is_test = split_names == "test"
 
+        control_values = {name: selection.columns[name] if name in selection.columns else features[name]
+                          for name in output["control"]}
         for label, point_scores in zip(self.labels, scores):
-            output["score"].fill(split=split_names, process=process_name, point=label,
-                                 score=np.clip(point_scores, 0.0, 1.0 - 1e-7), weight=selected_weights)
-            threshold = self.thresholds.get(label)
-            passed = is_test & (point_scores >= threshold) if threshold is not None else None
+            clipped = np.clip(point_scores, 0.0, 1.0 - 1e-7)
+            output["score"].fill(split=split_names, process=process_name, point=label, score=clipped,
+                                 weight=selected_weights)
             for name, histogram in output["control"].items():
-                values = selection.columns[name] if name in selection.columns else features[name]
-                histogram.fill(step="preselection", process=process_name, point=label,
-                               **{name: values}, weight=selected_weights)
-                if passed is not None and passed.any():
-                    histogram.fill(step="score cut", process=process_name, point=label,
-                                   **{name: values[passed]}, weight=selected_weights[passed])
+                histogram.fill(process=process_name, point=label, test=is_test, score=clipped,
+                               **{name: control_values[name]}, weight=selected_weights)
         return output
 
     def postprocess(self, accumulator):

@@ -161,18 +161,19 @@ def _write_config(config, path: Path) -> Path:
 
 
 def _parse_dag_text(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """An independent reading of the DAG text: node -> submit file, node -> parents."""
+    """An independent reading of the DAG text: node -> submit file, node -> parents (a PARENT line
+    may come before the JOB lines of its children, as htcondor2.dags writes them)."""
     submit_files, parents = {}, {}
     for line in text.splitlines():
         words = line.split()
         if words[:1] == ["JOB"]:
             submit_files[words[1]] = words[2]
-            parents[words[1]] = set()
         elif words[:1] == ["PARENT"]:
             split = words.index("CHILD")
             for child in words[split + 1:]:
-                parents[child] |= set(words[1:split])
-    return submit_files, parents
+                parents.setdefault(child, set()).update(words[1:split])
+    assert set(parents) <= set(submit_files) and set().union(*parents.values()) <= set(submit_files)
+    return submit_files, {name: parents.get(name, set()) for name in submit_files}
 
 
 def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
@@ -194,8 +195,8 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     assert generate == sorted(f"generate_{job.stem}" for job in generation_jobs)
     # coffea cuts an 800-event file into round(800 / 500) = 2 chunks and a 400-event file into 1:
     # signal 2 x (800 + 400), backgrounds 3 x (800 + 800) -> 2 x 3 + 3 x 4 = 18 chunks, one node each
-    assert n_chunks == 18 and len(by_kind("process")) == len(by_kind("score")) == len(by_kind("control")) == 18
-    assert len(submit_files) == 10 + 1 + 1 + 3 * 18 + 3 + 1 + 1 + 1  # + merge_samples, plan, merges, train, scan, report
+    assert n_chunks == 18 and len(by_kind("process")) == len(by_kind("score")) == 18
+    assert len(submit_files) == 10 + 1 + 1 + 2 * 18 + 2 + 1 + 1 + 1  # + merge_samples, plan, merges, train, scan, report
 
     def single(node):
         return {node}
@@ -209,9 +210,8 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     assert all(parents[n] == single("train") for n in by_kind("score"))
     assert parents["merge_score"] == set(by_kind("score"))
     assert parents["scan"] == single("merge_score")
-    assert all(parents[n] == single("scan") for n in by_kind("control"))
-    assert parents["merge_control"] == set(by_kind("control"))
-    assert parents["report"] == single("merge_control")
+    assert parents["report"] == single("scan")  # the scan slices the control histograms of the score pass
+    assert not any("control" in n for n in submit_files)
 
     # every submit file parses, carries the resources, the flavour and (train only) the GPU
     for path in sorted(dag_dir.glob("*.sub")):
@@ -224,11 +224,14 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     wrapper = (dag_dir / "bsmscan_job.sh").read_text()
     assert LCG_SETUP in wrapper and f'exec {sys.executable} "$@"' in wrapper
     assert yaml.safe_load((dag_dir / "analysis.yaml").read_text())["samples"]["cache_dir"] == str((tmp_path / "cache").resolve())
-    assert "DAG" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"DAG {dag_dir / 'bsmscan.dag'}: 53 nodes (generate 10, merge-samples 1, plan 1, process 18" in captured.err
+    assert "condor_submit_dag -usedagdir bsmscan.dag" in captured.out
 
 
 def test_dag_node_commands_are_the_batch_steps_with_their_slots(tmp_path):
-    from jobs.dag import build_workflow, node_command, read_dag, write_workflow
+    from jobs.dag import build_workflow, write_workflow
+    from jobs.dag_local import node_command, read_dag
 
     config = _dag_config(tmp_path, chunk_jobs=3)
     dag = read_dag(write_workflow(build_workflow(config), config, tmp_path / "out", tmp_path / "dag"))
@@ -251,7 +254,7 @@ def test_stage_subsets_and_user_filesets_leave_out_what_is_not_needed(tmp_path):
 
     config = _dag_config(tmp_path)
     steps = [node.step for node in build_workflow(config, ("score", "scan", "report"), slots=2).nodes]
-    assert steps == ["score", "score", "merge-score", "scan", "control", "control", "merge-control", "report"]
+    assert steps == ["score", "score", "merge-score", "scan", "report"]
     first = build_workflow(config, ("score", "scan"), slots=2).nodes[0]
     assert first.parents == ()  # the earlier stages' outputs are already there
     user = config.model_copy(update={"samples": config.samples.model_copy(update={"fileset": tmp_path / "none.json"})})
@@ -268,14 +271,83 @@ def test_submitting_without_a_schedd_fails_with_a_clear_message(tmp_path, capsys
     assert (tmp_path / "out" / "condor" / "bsmscan.dag").exists()
 
 
-def test_condor_argument_quoting_round_trips():
-    from dask_jobqueue.htcondor import quote_arguments
-
-    from jobs.dag import unquote_arguments
+def test_condor_argument_quoting_round_trips_through_htcondor2():
+    from jobs.dag import Var, condor_arguments
+    from jobs.dag_local import unquote_arguments
 
     args = ["-m", "jobs.batch", "--config", "/path with space/it's.yaml", 'say "hi"', ""]
-    assert unquote_arguments(f'"{quote_arguments(args[:-1])}"') == args[:-1]
+    quoted = condor_arguments(args + ["--slot", Var("slot")])
+    assert quoted == '"-m jobs.batch --config \'/path with space/it\'\'s.yaml\' \'say ""hi""\' \'\' --slot $(slot)"'
+    submit = htcondor2.Submit({"arguments": quoted, "slot": "7"})  # read back as condor_submit reads it
+    assert unquote_arguments(submit.expand("arguments")) == args + ["--slot", "7"]
     assert unquote_arguments("\"a '' b\"") == ["a", "", "b"]
+
+
+@pytest.mark.parametrize("bad", ["two\nlines", "carriage\rreturn", "tab\there", "$(HOME)/x", "nul\x00"])
+def test_values_for_submit_files_must_be_one_line_and_hold_no_macro(bad):
+    from jobs.dag import DagError, condor_arguments, literal_path
+
+    with pytest.raises(DagError, match="the job argument"):
+        condor_arguments(["--outdir", bad])
+    with pytest.raises(DagError, match="the DAG directory"):
+        literal_path(f"/tmp/{bad}", "the DAG directory")
+
+
+def test_a_name_with_a_newline_and_a_submit_command_is_refused_by_the_config():
+    data = default_config().model_dump(mode="json")
+    for name in ("demo\narguments = -c 'import os; os.system(\"touch /tmp/pwned\")'", "demo\n", "my analysis",
+                 "../x", "-rf", "x" * 101, ""):
+        data["name"] = name
+        with pytest.raises(ConfigError, match=r"name: the name must be 1-100 letters, digits"):
+            config_from_dict(data)
+    data["name"] = "slepton-demo_v2.1"
+    assert config_from_dict(data).name == "slepton-demo_v2.1"
+    data["cluster"] = {"prologue": ["source a.sh\narguments = evil"]}
+    with pytest.raises(ConfigError, match=r"cluster.prologue: every prologue entry must be one line"):
+        config_from_dict(data)
+
+
+def test_paths_with_blanks_and_quotes_are_quoted_in_the_submit_files(tmp_path):
+    from jobs.dag import build_workflow, write_workflow
+    from jobs.dag_local import node_command, read_dag
+
+    config = _dag_config(tmp_path, chunk_jobs=2)
+    outdir, dag_dir = tmp_path / "my results" / 'it\'s "here"', tmp_path / "dag dir"
+    dag = read_dag(write_workflow(build_workflow(config, ("score", "scan")), config, outdir, dag_dir))
+    score = htcondor2.Submit((dag_dir / "score.sub").read_text())
+    assert score["executable"] == str(dag_dir / "bsmscan_job.sh")
+    assert score["arguments"] == (f'"-m jobs.batch score --config \'{dag_dir}/analysis.yaml\' --outdir '
+                                  f'\'{tmp_path}/my results/it\'\'s ""here""\' --slot $(slot) --slots $(slots)"')
+    command = node_command(dag, "score_0001")
+    assert command.arguments == ["-m", "jobs.batch", "score", "--config", str(dag_dir / "analysis.yaml"),
+                                 "--outdir", str(outdir), "--slot", "1", "--slots", "2"]
+    assert command.output == dag_dir / "logs" / "score_0001.out"
+    dag_text = (dag_dir / "bsmscan.dag").read_text()
+    assert str(tmp_path) not in dag_text  # the DAG names its files relative to its own directory
+
+
+@pytest.mark.parametrize("outdir", ["out\narguments = evil", "out$(DOLLAR)x"])
+def test_submit_dry_run_refuses_a_value_that_cannot_go_into_a_submit_file(tmp_path, capsys, outdir):
+    from jobs import submit
+
+    config_path = _write_config(_dag_config(tmp_path), tmp_path / "c.yaml")
+    assert submit.main(["--config", str(config_path), "--outdir", str(tmp_path / outdir), "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert "error: the results directory (--outdir)" in error and "Traceback" not in error
+    assert not list(tmp_path.rglob("*.sub"))  # nothing written
+
+
+def test_submit_dry_run_refuses_an_injected_name_with_exit_code_2(tmp_path, capsys):
+    from jobs import submit
+
+    data = _dag_config(tmp_path).model_dump(mode="json")
+    data["name"] = "demo\narguments = -c 'import os; os.system(\"touch pwned\")'"
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert submit.main(["--config", str(config_path), "--outdir", str(tmp_path / "out"), "--dry-run"]) == 2
+    error = capsys.readouterr().err
+    assert f"invalid analysis config {config_path}" in error and "name: the name must be" in error
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_lxplus_example_is_the_default_analysis_with_a_site_cluster_section(tmp_path):
@@ -313,7 +385,7 @@ def _tiny_dag(tmp_path: Path, programs: dict[str, str], parents: dict[str, list[
     return dag
 
 
-def test_local_runner_follows_dependencies_retries_and_stops_after_a_failure(tmp_path):
+def test_local_runner_follows_dependencies_retries_and_stops_below_a_failure(tmp_path):
     from jobs.dag_local import run_dag_locally
 
     stamp = tmp_path / "order.txt"
@@ -326,11 +398,24 @@ def test_local_runner_follows_dependencies_retries_and_stops_after_a_failure(tmp
         "flaky": f"import os, sys; p = {str(flaky)!r}; ok = os.path.exists(p); open(p, 'w'); sys.exit(0 if ok else 3)",
         "broken": "import sys; print('bad input X'); sys.exit('merge refused: chunk X missing')",
         "after_broken": append("never"),
+        "below_after_broken": append("never"),
+        "beside_broken": "pass",  # not below the failure: runs
     }
-    parents = {"c": ["a", "b"], "broken": ["c", "flaky"], "after_broken": ["broken"]}
-    run = run_dag_locally(_tiny_dag(tmp_path, programs, parents, {"flaky": 1}), cores=2, log=lambda line: None)
+    parents = {"c": ["a", "b"], "broken": ["c", "flaky"], "after_broken": ["broken"],
+               "below_after_broken": ["after_broken", "flaky"], "beside_broken": ["flaky"]}
+    run = run_dag_locally(_tiny_dag(tmp_path, programs, parents, {"flaky": 1}), cores=2)
     assert stamp.read_text() in ("abc", "bac")
-    assert set(run.done) == {"a", "b", "c", "flaky"}
+    assert set(run.done) == {"a", "b", "c", "flaky", "beside_broken"}
     assert list(run.failed) == ["broken"] and "chunk X missing" in run.failed["broken"]
-    assert run.not_run == ["after_broken"] and not run.ok
+    assert run.not_run == ["after_broken", "below_after_broken"] and not run.ok
     assert (tmp_path / "logs" / "broken.out").read_text().strip() == "bad input X"
+
+
+def test_local_runner_refuses_a_cycle_and_an_unknown_node(tmp_path):
+    from jobs.dag import DagError
+    from jobs.dag_local import run_dag_locally
+
+    with pytest.raises(DagError, match="the DAG has a cycle"):
+        run_dag_locally(_tiny_dag(tmp_path, {"a": "pass", "b": "pass"}, {"a": ["b"], "b": ["a"]}, {}))
+    with pytest.raises(DagError, match=r"t.dag:\d+: unknown node 'z'"):
+        run_dag_locally(_tiny_dag(tmp_path, {"a": "pass"}, {"a": ["z"]}, {}))

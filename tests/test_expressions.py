@@ -250,18 +250,26 @@ def test_syntax_error_points_at_the_offending_token():
         ("(met > 200", "unexpected end of cut at column 11"),
         ("met 200", "unexpected token '200' at column 5"),
         ("> 200", "unexpected token '>' at column 1"),
-        ("met >> 200", "unexpected token '>' at column 6"),
-        ("2abc > 1", "unexpected token 'abc' at column 2"),
+        ("met >> 200", "operator '>>' is not supported at column 5"),
+        ("2abc > 1", "unexpected token '2abc' at column 1"),
         ("", "empty cut"),
         ("   ", "empty cut"),
         ("a = 1", "unexpected character '=' at column 3"),
         ("a && b", "unexpected character '&' at column 3 in cut 'a && b' (use 'and')"),
         ("a | b", "use 'or'"),
-        ("a ** 2 > 1", "unexpected token '*' at column 4"),
+        ("a ** 2 > 1", "operator '**' is not supported at column 3 in cut 'a ** 2 > 1' (powers are not"),
+        ("a // 2 > 1", "operator '//' is not supported at column 3"),
         ("a % 2 == 0", "unexpected character '%'"),
         ("min(a) > 1", "function 'min' takes 2 arguments but got 1"),
         ("abs(a, b) > 1", "function 'abs' takes 1 argument but got 2"),
-        ("abs() > 1", "unexpected token ')' at column 5"),
+        ("abs() > 1", "function 'abs' takes 1 argument but got 0 at column 1"),
+        ("abs(a,) > 1", "unexpected token ')' at column 7"),  # no trailing comma
+        ("a > 1, b > 2", "unexpected token ',' at column 6"),  # no tuples
+        ("()", "unexpected token ')' at column 2"),
+        ("0x10 > 1", "unsupported number '0x10' at column 1"),
+        ("1_000 > 1", "unsupported number '1_000'"),
+        ("1j > 0", "unsupported number '1j'"),
+        ("... > 0", "unsupported number '...'"),
     ],
 )
 def test_syntax_errors_have_position(text, fragment):
@@ -310,6 +318,119 @@ def test_python_constructs_are_syntax_errors(text, fragment):
     with pytest.raises(CutSyntaxError) as info:
         parse_cut(text)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        # dunder and builtin calls, however they are reached
+        ("__import__(os).system(x)", "unknown function '__import__' at column 1"),
+        ("eval(met) > 1", "unknown function 'eval'"),
+        ("exec(met)", "unknown function 'exec'"),
+        ("getattr(met, x) > 1", "unknown function 'getattr'"),
+        ("abs(met)(x) > 1", "unexpected token '(' at column 9"),
+        # attribute access, also on parenthesised values and calls
+        ("().__class__", "unexpected token ')' at column 2"),
+        ("(met).__class__.__bases__ > 1", "unexpected character '.' at column 6"),
+        ("abs(met).real > 1", "unexpected character '.' at column 9"),
+        ("met . real > 1", "unexpected character '.' at column 5"),
+        # subscripts, comprehensions, containers
+        ("met[0] > 1", "unexpected character '['"),
+        ("[m for m in met]", "unexpected character '['"),
+        ("(m for m in met)", "Python keyword 'for' is not supported at column 4"),
+        ("{m: 1}", "unexpected character '{'"),
+        # strings of every kind, walrus, lambda, keyword and star arguments
+        ("f'{met}' > 1", "unexpected character \"'\" at column 2"),
+        ('b"x" > 1', "unexpected character '\"' at column 2"),
+        ("(x := met) > 1", "unexpected character ':' at column 4"),
+        ("lambda: met", "Python keyword 'lambda' is not supported"),
+        ("abs(x=met) > 1", "unexpected character '=' at column 6"),
+        ("abs(*met) > 1", "unpacking ('*') is not supported at column 5"),
+        ("max(met, **x) > 1", "keyword arguments are not supported at column 10"),
+        # other keywords, comments, line continuations, non-ASCII look-alikes
+        ("met > 1 if x else 0", "Python keyword 'if' is not supported at column 9"),
+        ("1if x else met", "Python keyword 'else' is not supported"),
+        ("await met", "Python keyword 'await'"),
+        ("None", "Python keyword 'None'"),
+        ("met > 1 # and x", "unexpected character '#' at column 9"),
+        ("met > 1 \\\n and x", "unexpected character '\\\\' at column 9"),
+        ("\uff4d\uff45\uff54 > 1", "unexpected character '\uff4d' at column 1"),  # fullwidth 'met'
+    ],
+)
+def test_code_execution_constructs_are_refused(text, fragment):
+    with pytest.raises(CutSyntaxError) as info:
+        parse_cut(text)
+    assert fragment in str(info.value)
+    assert f"in cut {text!r}" in str(info.value)
+
+
+def test_parsing_never_evaluates_or_compiles_code(monkeypatch):
+    import ast
+    import builtins
+
+    real_compile = builtins.compile
+
+    def only_syntax_trees(source, filename, mode, flags=0, *args, **kwargs):
+        assert flags & ast.PyCF_ONLY_AST, "a cut was compiled to code"
+        return real_compile(source, filename, mode, flags, *args, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a cut was handed to eval/exec")
+
+    columns = {"met": np.array([300.0, -300.0, 100.0]), "n": np.array([1, 1, 0])}
+    with monkeypatch.context() as patch:
+        patch.setattr(builtins, "compile", only_syntax_trees)
+        patch.setattr(builtins, "eval", forbidden)
+        patch.setattr(builtins, "exec", forbidden)
+        values = parse_cut("abs(met) > 200 and not (n < 1 or sqrt(met) / 2 >= 30)").evaluate(columns)
+    np.testing.assert_array_equal(values, [True, True, False])
+
+
+def test_whitespace_of_any_kind_separates_tokens():
+    cut = parse_cut("met >\n 200\tand\u00a0n == 1")
+    np.testing.assert_array_equal(cut.evaluate({"met": np.array([300.0, 300.0]), "n": np.array([1, 2])}), [True, False])
+    with pytest.raises(CutSyntaxError) as info:
+        parse_cut("met >\n 200 and")
+    assert "unexpected end of cut at column 15 in cut 'met >\\n 200 and'" in str(info.value)
+    assert str(info.value).splitlines()[1:] == ["    met >  200 and", "    " + " " * 14 + "^"]
+
+
+def test_length_cap():
+    from processors.expressions import MAX_LENGTH
+
+    text = "a > 1 and " * (MAX_LENGTH // 10) + "a > 1"
+    with pytest.raises(CutSyntaxError, match=f"cut is too long \\({len(text)} characters, at most {MAX_LENGTH}\\)"):
+        parse_cut(text)
+    ok = "a > 1 and " * (MAX_LENGTH // 10 - 1) + "a > 1"
+    assert len(ok) <= MAX_LENGTH and parse_cut(ok).columns == {"a"}
+
+
+def test_nesting_caps_are_exact():
+    from processors.expressions import MAX_DEPTH, MAX_NESTING
+
+    assert parse_cut("(" * MAX_NESTING + "a" + ")" * MAX_NESTING + " > 1").columns == {"a"}
+    with pytest.raises(CutSyntaxError, match="nested too deeply") as info:
+        parse_cut("(" * (MAX_NESTING + 1) + "a" + ")" * (MAX_NESTING + 1) + " > 1")
+    assert info.value.position == MAX_NESTING
+    assert parse_cut("-" * MAX_NESTING + "a > 1").is_condition
+    for prefix in ("-", "not ", "abs("):
+        text = prefix * (MAX_NESTING + 1) + "a" + ")" * (MAX_NESTING + 1) * (prefix == "abs(") + " > 1"
+        with pytest.raises(CutSyntaxError, match="nested too deeply"):
+            parse_cut(text)
+    # a sum of n terms is a tree of depth n + 1 (the comparison on top)
+    assert parse_cut(" + ".join(["a"] * (MAX_DEPTH - 2)) + " > 1").columns == {"a"}
+    with pytest.raises(CutSyntaxError, match="too deeply nested"):
+        parse_cut(" + ".join(["a"] * MAX_DEPTH) + " > 1")
+    with pytest.raises(CutSyntaxError, match="nested too deeply|too deeply nested"):
+        parse_cut("-" * 9_000 + "a > 1")  # deeper than CPython's own parser goes
+
+
+def test_unpickled_cut_is_checked_again():
+    cut = parse_cut("met > 200")
+    assert pickle.loads(pickle.dumps(cut)) == cut and hash(pickle.loads(pickle.dumps(cut))) == hash(cut)
+    tampered = pickle.dumps(cut).replace(b"met > 200", b"met.x > 2")
+    with pytest.raises(CutSyntaxError, match="attribute access"):
+        pickle.loads(tampered)
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pytest
 import uproot
 
 from analysis.core.config import ConfigError, config_from_dict, default_config
+from analysis.core.fileset import load_fileset as read_manifest
 from jobs.generate import generate_samples, output_directory
-from jobs.manifest import read_manifest
 from jobs.pythia_job import BRANCHES, make_pythia, run_generation_job
 from jobs.samples import GenerationJob, job_seed, jobs_from_config
 from jobs.slha import slepton_spectrum

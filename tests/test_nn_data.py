@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nn.data import FeatureStoreError, read_feature_store
-from nn.synthetic import write_synthetic_store
+from tests.synthetic import write_synthetic_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from nn.data import read_feature_store
 from nn.parametrise import PARAMETER_NAMES
 from nn.prepare import prepare_training_data
 from nn.split import TRAIN, assign_split
-from nn.synthetic import write_synthetic_store
+from tests.synthetic import take_rows, write_synthetic_store
 
 GRID = ((100.0, 10.0), (200.0, 40.0), (300.0, 75.0))
 
@@ -117,7 +117,7 @@ def test_background_parameters_follow_point_weights_when_points_are_not_equalise
 
 
 def test_background_draw_does_not_depend_on_row_order(table):
-    shuffled = table.take(np.random.default_rng(3).permutation(len(table)))
+    shuffled = take_rows(table, np.random.default_rng(3).permutation(len(table)))
     first, second = _prepare(table).splits["train"], _prepare(shuffled).splits["train"]
 
     def mapping(source, split):

@@ -29,7 +29,7 @@ from nn.search_space import (
     trial_key,
     trial_seed,
 )
-from nn.synthetic import write_synthetic_store
+from tests.synthetic import write_synthetic_store
 
 SPACE = {
     "width": {"type": "choice", "values": [8, 16]},

@@ -19,7 +19,7 @@ from nn.artifact import (
 )
 from nn.data import read_feature_store
 from nn.presets import PRESETS, apply_preset
-from nn.synthetic import write_synthetic_store
+from tests.synthetic import write_synthetic_store
 from nn.train import main, train_classifier
 from nn.trainer import compiled_apply, predict_logits
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import hist
@@ -22,14 +23,9 @@ from analysis.core.provenance import (
     git_state,
     package_versions,
 )
-from analysis.core.statistics import weighted_ks_statistic
-from analysis.results.html import to_json_safe, write_report
-from analysis.results.plots import (
-    binned_ks_statistic,
-    confusion_matrix,
-    roc_from_histograms,
-    row_fractions,
-)
+from analysis.core.statistics import binned_ks_statistic, binned_roc, weighted_roc_auc, weighted_roc_curve
+from analysis.results.html import render_html, to_json_safe, write_report
+from analysis.results.plots import confusion_matrix, row_fractions
 from analysis.results.scan import scan_points
 
 BACKGROUNDS = ["WW", "ttbar"]
@@ -120,26 +116,26 @@ def assert_png(path: Path) -> None:
 
 
 def test_roc_of_fully_separated_histograms_has_auc_one():
-    fpr, tpr, auc = roc_from_histograms([0, 0, 1, 3], [3, 1, 0, 0])
+    fpr, tpr, auc = binned_roc([0, 0, 1, 3], [3, 1, 0, 0])
     assert auc == 1.0
     np.testing.assert_allclose(tpr, [0, 0.75, 1, 1, 1])
     np.testing.assert_allclose(fpr, [0, 0, 0, 0.25, 1])
 
 
 def test_roc_of_identical_histograms_is_the_diagonal():
-    fpr, tpr, auc = roc_from_histograms([1, 2, 3, 4], [0.5, 1, 1.5, 2])
+    fpr, tpr, auc = binned_roc([1, 2, 3, 4], [0.5, 1, 1.5, 2])
     np.testing.assert_allclose(fpr, tpr)
     assert auc == pytest.approx(0.5, abs=1e-15)
 
 
 def test_roc_of_reversed_histograms_has_auc_zero():
-    assert roc_from_histograms([3, 1, 0, 0], [0, 0, 1, 3])[2] == 0.0
+    assert binned_roc([3, 1, 0, 0], [0, 0, 1, 3])[2] == 0.0
 
 
 def test_roc_auc_of_overlapping_histograms_matches_hand_computation():
     # signal [1, 3], background [3, 1] (weights): P(s > b) = 3/4 * 3/4 = 9/16 and
     # P(same bin) = 1/4 * 3/4 + 3/4 * 1/4 = 6/16, so AUC = 9/16 + 3/16 = 3/4.
-    fpr, tpr, auc = roc_from_histograms([1.0, 3.0], [3.0, 1.0])
+    fpr, tpr, auc = binned_roc([1.0, 3.0], [3.0, 1.0])
     np.testing.assert_allclose(tpr, [0, 0.75, 1])
     np.testing.assert_allclose(fpr, [0, 0.25, 1])
     assert auc == pytest.approx(0.75, abs=1e-15)
@@ -147,9 +143,9 @@ def test_roc_auc_of_overlapping_histograms_matches_hand_computation():
 
 def test_roc_needs_positive_weight_in_each_class():
     with pytest.raises(ValueError, match="signal_counts"):
-        roc_from_histograms([0, 0], [1, 1])
+        binned_roc([0, 0], [1, 1])
     with pytest.raises(ValueError, match="must match"):
-        roc_from_histograms([1, 1, 1], [1, 1])
+        binned_roc([1, 1, 1], [1, 1])
 
 
 def test_roc_aucs_per_point_from_the_test_split(score):
@@ -157,34 +153,44 @@ def test_roc_aucs_per_point_from_the_test_split(score):
     assert list(aucs) == POINTS
     assert all(0.9 < auc <= 1.0 for auc in aucs.values())
     signal, background = plots.class_counts(score, POINTS[0], BACKGROUNDS, "test")
-    assert aucs[POINTS[0]] == roc_from_histograms(signal, background)[2]
+    assert aucs[POINTS[0]] == binned_roc(signal, background)[2]
+
+
+def test_roc_of_events_equals_roc_of_their_histogram():
+    """One ROC implementation: per-event scores give the binned curve of their histogram."""
+    rng = np.random.default_rng(11)
+    edges = np.linspace(0.0, 1.0, 11)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    scores = rng.choice(centres, 500)
+    labels = rng.uniform(size=500) < 0.4
+    weights = rng.uniform(0.1, 2.0, 500)
+    signal, _ = np.histogram(scores[labels], edges, weights=weights[labels])
+    background, _ = np.histogram(scores[~labels], edges, weights=weights[~labels])
+    assert (signal > 0).all() and (background > 0).all()  # every bin is a distinct score
+    fpr, tpr, auc = binned_roc(signal, background)
+    event_fpr, event_tpr, thresholds = weighted_roc_curve(scores, labels, weights)
+    np.testing.assert_allclose(event_fpr, fpr, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(event_tpr, tpr, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(thresholds, centres[::-1])
+    assert weighted_roc_auc(scores, labels, weights) == pytest.approx(auc, abs=1e-15)
+
+
+def test_roc_of_events_by_hand():
+    # signal 0.35, 0.8; background 0.1, 0.4: pairs (s > b) = 3 of 4 -> AUC 3/4
+    fpr, tpr, thresholds = weighted_roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    np.testing.assert_array_equal(thresholds, [0.8, 0.4, 0.35, 0.1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1, 1])
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 0.5, 1])
+    assert weighted_roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    assert np.isnan(weighted_roc_auc([], []))
 
 
 # ----------------------------------------------------------------- binned KS
 
 
-def test_binned_ks_equals_unbinned_weighted_ks_at_bin_centres():
-    rng = np.random.default_rng(3)
-    edges = np.linspace(0.0, 1.0, 21)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    x1, x2 = rng.choice(centres, 300), rng.choice(centres[5:], 200)
-    w1, w2 = rng.uniform(0.1, 2.0, 300), rng.uniform(0.1, 2.0, 200)
-    counts1, _ = np.histogram(x1, edges, weights=w1)
-    counts2, _ = np.histogram(x2, edges, weights=w2)
-    assert binned_ks_statistic(counts1, counts2) == pytest.approx(weighted_ks_statistic(x1, w1, x2, w2), rel=1e-12)
-
-
-def test_binned_ks_is_exact_for_dyadic_weights():
-    edges = np.linspace(0.0, 1.0, 5)
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    x1, w1 = centres[[0, 1, 1, 3]], np.array([0.5, 0.25, 1.0, 2.0])
-    x2, w2 = centres[[1, 2, 3]], np.array([1.0, 1.0, 2.0])
-    counts1, _ = np.histogram(x1, edges, weights=w1)
-    counts2, _ = np.histogram(x2, edges, weights=w2)
-    # CDFs: [0.1428.., 0.4285.., 0.4285.., 1] vs [0.25, 0.25, 0.5, 1] -> D = 0.4285.. - 0.25
-    expected = (0.5 + 0.25 + 1.0) / 3.75 - 0.25
-    assert binned_ks_statistic(counts1, counts2) == weighted_ks_statistic(x1, w1, x2, w2)
-    assert binned_ks_statistic(counts1, counts2) == pytest.approx(expected, rel=1e-15)
+def test_binned_ks_of_train_and_test_shapes_by_hand():
+    # CDFs [1, 3, 4] / 4 and [2, 2, 4] / 4: |diff| = 1/4, 1/4, 0 -> D = 1/4
+    assert binned_ks_statistic([1.0, 2.0, 1.0], [2.0, 0.0, 2.0]) == 0.25
 
 
 def test_binned_ks_of_identical_shapes_is_zero():
@@ -303,6 +309,75 @@ def test_report_has_strict_json_and_a_page_with_every_image(images, score, summa
     for label in POINTS:
         assert label in html_text
     assert "two leptons" in html_text and "abc" in html_text
+
+
+class _TableCells(HTMLParser):
+    """Every table row of a page as a list of cell texts (``th`` and ``td``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._row, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(page: str) -> list[list[str]]:
+    parser = _TableCells()
+    parser.feed(page)
+    return parser.rows
+
+
+def test_scan_table_shows_the_test_auc_of_every_point(score, summary):
+    """The summary as the report stage builds it (``report_aucs``): a finite AUC per grid point."""
+    model_metrics = {"test": {"auc": 0.9, "auc_per_point": {POINTS[0]: 0.97}}, "best_epoch": 3}
+    report = {"analysis": "demo", "scan": summary.to_json(),
+              **plots.report_aucs(score, BACKGROUNDS, POINTS, model_metrics)}
+    page = render_html(to_json_safe(report), {})
+    rows = table_rows(page)
+    header = next(row for row in rows if row[:2] == ["grid point", "m(slepton) [GeV]"])
+    column = header.index("ROC AUC (test split)")
+    expected = plots.roc_aucs(score, BACKGROUNDS, POINTS)
+    for label in POINTS:
+        row = next(row for row in rows if row[0] == label and len(row) == len(header))
+        assert math.isfinite(float(row[column]))
+        assert float(row[column]) == pytest.approx(expected[label], abs=5e-5)  # 4 significant digits
+    assert "n/a" not in [row[column] for row in rows if row[0] in POINTS and len(row) == len(header)]
+    auc_header = next(row for row in rows if row[:2] == ["grid point", "test split (score histograms)"])
+    assert auc_header[2] == "test split (model, unbinned)"
+    assert next(row for row in rows if row[0] == POINTS[0] and len(row) == 3)[2] == "0.97"
+    assert "<h1>demo</h1>" in page
+
+
+def test_html_in_dataset_and_analysis_names_is_escaped(summary):
+    report = {
+        "analysis": 'evil <img src=x onerror="alert(1)">',
+        "scan": summary.to_json(),
+        "cutflow": {"<b>ttbar</b>": {"raw": [10, 5], "sumw": [2.0, 1.0]}, "steps": ["all", "<i>two</i>"]},
+        "events": {"input": {"<script>x</script>": 3}},
+    }
+    page = render_html(to_json_safe(report), {"caption <u>": "plots/a b&c.png"})
+    assert "<b>" not in page and "<i>" not in page and "<u>" not in page and "<script" not in page
+    assert "<img src=x" not in page and 'onerror="' not in page
+    assert "<h1>evil &lt;img src=x onerror=&#34;alert(1)&#34;&gt;</h1>" in page
+    assert "<h3>&lt;b&gt;ttbar&lt;/b&gt;</h3>" in page
+    assert "&lt;i&gt;two&lt;/i&gt;" in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert '<img src="plots/a%20b%26c.png" alt="caption &lt;u&gt;">' in page
 
 
 def test_report_refuses_a_missing_image(tmp_path):

@@ -3,11 +3,13 @@ stage, the model loaded once per worker, histograms saved without pickle."""
 
 from __future__ import annotations
 
+import hist
 import numpy as np
 import pytest
 
 from analysis.core.fileset import load_fileset
 from analysis.core.names import point_name
+from analysis.results.control import control_at_thresholds
 from analysis.stages.process import run_processing
 from analysis.stages.score import load_histograms, run_scoring, save_histograms
 from processors import scoring
@@ -30,7 +32,7 @@ def trained(small_samples, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("trained")
     fileset = load_fileset(manifest)
     processing = run_processing(config, outdir / "store", executor="iterative", fileset=fileset)
-    train_from_store(outdir / "store", outdir / "model", config, log=None)
+    train_from_store(outdir / "store", outdir / "model", config, verbose=False)
     points = [(p.m_slepton, p.dm) for p in config.samples.signal_grid]
     return config, fileset, processing, outdir / "model", points
 
@@ -39,16 +41,35 @@ def test_dask_and_iterative_scoring_give_identical_histograms(trained):
     from distributed import Client, LocalCluster
 
     config, fileset, _, model_dir, points = trained
-    thresholds = {point_name(*points[0]): 0.5}
-    iterative = run_scoring(config, model_dir, fileset, points, executor="iterative", thresholds=thresholds)
+    iterative = run_scoring(config, model_dir, fileset, points, executor="iterative")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
-        dask = run_scoring(config, model_dir, fileset, points, executor="dask", client=client, thresholds=thresholds)
+        dask = run_scoring(config, model_dir, fileset, points, executor="dask", client=client)
     assert iterative.score.sum().value > 0
     assert dask.score == iterative.score  # bit-identical contents and axes
     assert all(dask.control[name] == iterative.control[name] for name in iterative.control)
     assert dask.n_events == iterative.n_events and dask.n_scored == iterative.n_scored
-    cut = iterative.control["met"][{"step": "score cut"}].sum().value
-    assert 0 < cut < iterative.control["met"][{"step": "preselection"}].sum().value
+
+
+def test_control_histograms_sliced_at_a_threshold_close_with_the_score_histogram(trained):
+    """One scoring pass: the control distributions above a point's threshold (sliced from the
+    score axis of the control histograms) hold exactly the test-split yield of the score
+    histogram above that threshold, process by process; the preselection view holds every
+    selected event."""
+    config, fileset, _, model_dir, points = trained
+    result = run_scoring(config, model_dir, fileset, points, executor="iterative")
+    label = point_name(*points[0])
+    threshold = float(result.score.axes["score"].edges[50])
+    sliced = control_at_thresholds(result.control, {label: threshold})["met"]
+    for process in result.score.axes["process"]:
+        above = result.score[{"split": "test", "process": process, "point": label,
+                              "score": slice(hist.loc(threshold), None, sum)}].value
+        cut = sliced[{"step": "score cut", "process": process, "point": label}].sum(flow=True).value
+        assert cut == pytest.approx(above, rel=1e-9, abs=1e-12), process
+        everything = result.score[{"process": process, "point": label}].sum(flow=True).value
+        presel = sliced[{"step": "preselection", "process": process, "point": label}].sum(flow=True).value
+        assert presel == pytest.approx(everything, rel=1e-9), process
+    total_cut = sliced[{"step": "score cut", "point": label}].sum(flow=True).value
+    assert 0 < total_cut < sliced[{"step": "preselection", "point": label}].sum(flow=True).value
 
 
 def test_scored_events_and_weights_match_the_selection_stage(trained):
@@ -68,12 +89,12 @@ def test_scored_events_and_weights_match_the_selection_stage(trained):
 
 
 def test_model_is_loaded_once_per_worker_not_per_chunk(trained, monkeypatch):
-    from nn import artifact
+    from analysis.stages import score as score_stage
 
     config, fileset, _, model_dir, points = trained
     calls = []
-    original = artifact.load_model
-    monkeypatch.setattr(artifact, "load_model", lambda directory: calls.append(directory) or original(directory))
+    original = score_stage.load_model
+    monkeypatch.setattr(score_stage, "load_model", lambda directory: calls.append(directory) or original(directory))
     monkeypatch.setattr(scoring, "_MODELS", {})
     result = run_scoring(config, model_dir, fileset, points, executor="iterative")
     n_chunks = sum(-(-n // config.executor.chunksize) for n in result.n_events.values())

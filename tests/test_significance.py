@@ -1,4 +1,4 @@
-"""Tests for analysis.core.statistics: Asimov Z, threshold scans, weighted KS."""
+"""Tests for analysis.core.statistics: Asimov Z, threshold scans, binned KS."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from analysis.core.statistics import (
     ScanResult,
     asimov_significance,
+    binned_ks_statistic,
     threshold_scan,
-    weighted_ks_statistic,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -261,7 +261,7 @@ def test_scan_rejects_bad_input(kwargs, message):
         threshold_scan(**args)
 
 
-# ------------------------------------------------------------------ weighted KS
+# ------------------------------------------------------------------- binned KS
 
 
 def brute_force_ks(x1, w1, x2, w2):
@@ -274,58 +274,76 @@ def brute_force_ks(x1, w1, x2, w2):
     return best
 
 
-def test_weighted_ks_by_hand():
+def on_distinct_values(x1, w1, x2, w2):
+    """Both weighted samples binned with one bin per distinct pooled value (unit weights for None)."""
+    x1, x2 = np.asarray(x1, dtype=float), np.asarray(x2, dtype=float)
+    w1 = np.ones_like(x1) if w1 is None else np.asarray(w1, dtype=float)
+    w2 = np.ones_like(x2) if w2 is None else np.asarray(w2, dtype=float)
+    values = np.unique(np.concatenate([x1, x2]))
+    return (np.bincount(np.searchsorted(values, x1), weights=w1, minlength=values.size),
+            np.bincount(np.searchsorted(values, x2), weights=w2, minlength=values.size))
+
+
+def test_binned_ks_by_hand():
     # F1 at 1, 1.5, 2, 2.5, 3, 3.5 = .25 .25 .75 .75 1 1
     # F2                          = 0  .25 .25 .5  .5 1   -> max |F1 - F2| = 0.5 (at 2 and 3)
-    d = weighted_ks_statistic([1.0, 2.0, 3.0], [1.0, 2.0, 1.0], [1.5, 2.5, 3.5], [1.0, 1.0, 2.0])
-    assert d == pytest.approx(0.5, abs=1e-15)
+    counts = on_distinct_values([1.0, 2.0, 3.0], [1.0, 2.0, 1.0], [1.5, 2.5, 3.5], [1.0, 1.0, 2.0])
+    np.testing.assert_array_equal(counts[0], [1, 0, 2, 0, 1, 0])
+    assert binned_ks_statistic(*counts) == pytest.approx(0.5, abs=1e-15)
 
 
-def test_weighted_ks_by_hand_with_ties():
-    # the shared point 2 counts fully in both CDFs at t = 2:
+def test_binned_ks_by_hand_with_a_shared_bin():
+    # the shared value 2 counts fully in both CDFs at t = 2:
     # t:  1    2    3    4
     # F1: 1/3  2/3  1    1
     # F2: 0    1/4  1/4  1    -> |F1 - F2| = 1/3, 5/12, 3/4, 0 -> D = 3/4
-    d = weighted_ks_statistic([1.0, 2.0, 3.0], None, [2.0, 4.0], [1.0, 3.0])
-    assert d == pytest.approx(0.75, abs=1e-15)
+    assert binned_ks_statistic([1, 1, 1, 0], [0, 1, 0, 3]) == pytest.approx(0.75, abs=1e-15)
 
 
-def test_unit_weights_give_the_unweighted_ks():
+def test_binned_ks_is_exact_for_dyadic_weights():
+    # CDFs: [0.5, 1.75, 1.75, 3.75] / 3.75 vs [0, 1, 2, 4] / 4 -> D = 1.75 / 3.75 - 0.25
+    assert binned_ks_statistic([0.5, 1.25, 0.0, 2.0], [0.0, 1.0, 1.0, 2.0]) == (0.5 + 1.25) / 3.75 - 0.25
+
+
+def test_binned_ks_on_distinct_values_is_the_unweighted_ks():
     rng = np.random.default_rng(3)
     x1 = np.round(rng.normal(0.0, 1.0, 200), 1)  # rounding makes ties
     x2 = np.round(rng.normal(0.3, 1.2, 150), 1)
-    d = weighted_ks_statistic(x1, np.ones_like(x1), x2, np.ones_like(x2))
-    assert d == pytest.approx(brute_force_ks(x1, np.ones_like(x1), x2, np.ones_like(x2)), abs=1e-14)
-    assert weighted_ks_statistic(x1, None, x2, None) == d
+    ones1, ones2 = np.ones_like(x1), np.ones_like(x2)
+    d = binned_ks_statistic(*on_distinct_values(x1, None, x2, None))
+    assert d == pytest.approx(brute_force_ks(x1, ones1, x2, ones2), abs=1e-14)
 
 
-def test_unit_weights_match_scipy_when_available():
+def test_binned_ks_on_distinct_values_matches_scipy_when_available():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(4)
     x1, x2 = rng.normal(size=300), rng.normal(0.2, 1.0, size=250)
     expected = stats.ks_2samp(x1, x2).statistic
-    assert weighted_ks_statistic(x1, None, x2, None) == pytest.approx(expected, abs=1e-14)
+    assert binned_ks_statistic(*on_distinct_values(x1, None, x2, None)) == pytest.approx(expected, abs=1e-14)
 
 
-def test_weighted_ks_matches_brute_force_and_is_scale_invariant():
+def test_binned_ks_matches_brute_force_and_is_scale_invariant():
     rng = np.random.default_rng(5)
     x1, x2 = rng.uniform(size=80), rng.uniform(size=60) ** 1.5
     w1, w2 = rng.exponential(size=80), rng.exponential(size=60)
-    d = weighted_ks_statistic(x1, w1, x2, w2)
+    counts1, counts2 = on_distinct_values(x1, w1, x2, w2)
+    d = binned_ks_statistic(counts1, counts2)
     assert d == pytest.approx(brute_force_ks(x1, w1, x2, w2), abs=1e-14)
-    assert weighted_ks_statistic(x1, 7.0 * w1, x2, 0.1 * w2) == pytest.approx(d, abs=1e-14)
-    assert weighted_ks_statistic(x1, w1, x1, w1) == 0.0
+    assert binned_ks_statistic(7.0 * counts1, 0.1 * counts2) == pytest.approx(d, abs=1e-14)
+    assert binned_ks_statistic(counts1, counts1) == 0.0
+    assert binned_ks_statistic([1, 2, 3], [2, 4, 6]) == 0.0
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (([], None, [1.0], None), "sample 1 is empty"),
-        (([1.0, 2.0], [1.0], [1.0], None), "equal length"),
-        (([1.0, np.nan], None, [1.0], None), "non-finite"),
-        (([1.0], [0.0], [1.0], None), "total weight"),
+        (([], [1.0]), "counts1 must be a non-empty"),
+        (([1.0, 2.0], [1.0]), "must match"),
+        (([1.0, np.nan], [1.0, 1.0]), "non-finite"),
+        (([1.0], [0.0]), "counts2 has total weight"),
+        (([[1.0]], [1.0]), "1-D"),
     ],
 )
-def test_weighted_ks_rejects_bad_input(args, message):
+def test_binned_ks_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
-        weighted_ks_statistic(*args)
+        binned_ks_statistic(*args)

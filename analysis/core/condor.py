@@ -24,7 +24,18 @@ Interactive use (Jupyter)::
     client = Client(cluster)                       # or Client(cluster.scheduler_address) elsewhere
     Pipeline(config, "results", executor="condor", client=client).run()
 
-``python -m analysis.core.condor --config my.yaml`` prints the worker job's submit description.
+``bsmscan worker-script --config my.yaml`` prints the worker job's submit description.
+
+Security: the scheduler this process starts is reachable from the pool, so every connection
+to it uses TLS with mutual authentication (:func:`tls_security`): the certificates of the
+``cluster`` section (``tls_ca_file``, ``tls_cert``, ``tls_key``) or, by default, a CA and
+certificate made for this cluster only (``distributed.Security.temporary()``) and written to a
+private folder (mode 0700) that is removed when the cluster closes. The worker jobs get the
+files with ``transfer_input_files`` and name them relative to their scratch folder, so no
+shared filesystem is needed. A client without the certificate cannot connect. The scheduler
+serves no dashboard unless ``dashboard_port`` is set, and its HTTP endpoint (health, metrics;
+the dashboard when asked) listens on ``dashboard_host`` (default ``127.0.0.1``: reach it with
+``ssh -L``) only.
 """
 
 from __future__ import annotations
@@ -32,14 +43,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
+import tempfile
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from analysis.core.cli import add_config_option, config_from_args, run_command
 from analysis.core.config import ClusterConfig
 from analysis.core.errors import UserError
 from analysis.core.workers import WORKER_ENVIRONMENT
@@ -105,27 +120,124 @@ def worker_environment(cluster: ClusterConfig) -> WorkerEnvironment:
     return WorkerEnvironment(tuple(lines), tuple(files), python)
 
 
-def transfer_directives(environment: WorkerEnvironment) -> dict[str, str]:
-    """Submit commands that ship the environment's files with a job (none when nothing is shipped)."""
-    if not environment.transfer_input_files:
+def transfer_directives(environment: WorkerEnvironment, extra_files: tuple[str, ...] = ()) -> dict[str, str]:
+    """Submit commands that ship the environment's files (and ``extra_files``) with a job.
+
+    None when nothing is shipped.
+    """
+    files = tuple(environment.transfer_input_files) + tuple(extra_files)
+    if not files:
         return {}
     return {
         "should_transfer_files": "YES",
         "when_to_transfer_output": "ON_EXIT",
-        "transfer_input_files": ", ".join(environment.transfer_input_files),
+        "transfer_input_files": ", ".join(files),
     }
 
 
+#: Names of the TLS files in a worker job's scratch folder (shipped with transfer_input_files).
+TLS_WORKER_FILES = {"ca_file": "bsmscan-tls-ca.pem", "cert": "bsmscan-tls-cert.pem", "key": "bsmscan-tls-key.pem"}
+
+
+@dataclass(frozen=True)
+class ClusterTLS:
+    """TLS of a condor cluster: the driver's ``Security``, the files each worker job is sent,
+    and the worker's ``--tls-*`` arguments (file names relative to the job's scratch folder)."""
+
+    security: object  # distributed.Security of the scheduler and the client (this process)
+    files: tuple[str, ...]  # local paths shipped with every worker job
+    worker_arguments: tuple[str, ...]
+    private_directory: str | None  # the folder of the temporary certificates (removed on close)
+
+
+def tls_security(cluster: ClusterConfig) -> ClusterTLS:
+    """TLS for the scheduler, the client and the workers of an HTCondor cluster.
+
+    With ``cluster.tls_ca_file`` and ``tls_cert`` (and ``tls_key`` unless the key is in the
+    certificate file) those files are used; otherwise a temporary CA and certificate
+    (``distributed.Security.temporary()``) are written to a new private folder (mode 0700,
+    files 0600). Encryption is required for every connection.
+    """
+    from distributed import (
+        Security,  # distributed is imported by the Dask executors only
+    )
+
+    if cluster.tls_ca_file is not None:
+        local = {"ca_file": cluster.tls_ca_file, "cert": cluster.tls_cert, "key": cluster.tls_key}
+        local = {role: str(Path(path).expanduser().resolve()) for role, path in local.items() if path is not None}
+        missing = [path for path in local.values() if not Path(path).is_file()]
+        if missing:
+            raise UserError(f"cluster TLS file(s) not found: {', '.join(missing)} (cluster.tls_ca_file/tls_cert/tls_key)")
+        key = local.get("key")
+        security = Security(require_encryption=True, tls_ca_file=local["ca_file"],
+                            **{f"tls_{role}_{part}": local.get(part) if part == "cert" else key
+                               for role in ("scheduler", "client") for part in ("cert", "key")})
+        directory = None
+    else:
+        temporary = Security.temporary()
+        role = temporary.get_tls_config_for_role("worker")
+        directory = tempfile.mkdtemp(prefix="bsmscan-tls-")  # mkdtemp: mode 0700, this user only
+        local = {}
+        for part, name in TLS_WORKER_FILES.items():
+            path = os.path.join(directory, name)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(role[part])
+            local[part] = path
+        security = temporary
+    shipped = {part: TLS_WORKER_FILES[part] for part in local}
+    arguments = []
+    for part, name in shipped.items():
+        arguments += [f"--tls-{part.replace('_', '-')}", name]
+    return ClusterTLS(security, tuple(local[part] for part in shipped), tuple(arguments), directory)
+
+
 def scheduler_options(cluster: ClusterConfig) -> dict:
-    """Options of the Dask scheduler (host, port, dashboard) the cluster starts in this process."""
+    """Options of the Dask scheduler (host, port, dashboard) the cluster starts in this process.
+
+    No dashboard unless ``dashboard_port`` is set; the scheduler's HTTP server (health and
+    metrics routes, the dashboard when asked) listens on ``dashboard_host`` only.
+    """
     options: dict = {"port": cluster.scheduler_port}
     if cluster.dashboard_port is None:
-        options.update(dashboard=False, dashboard_address=":0")  # no dashboard; its HTTP server on any free port
+        options.update(dashboard=False, dashboard_address=f"{cluster.dashboard_host}:0")  # any free local port
     else:
-        options["dashboard_address"] = f":{cluster.dashboard_port}"
+        options.update(dashboard=True, dashboard_address=f"{cluster.dashboard_host}:{cluster.dashboard_port}")
     if cluster.scheduler_host:
         options["host"] = cluster.scheduler_host
     return options
+
+
+def _tls_cluster_class():
+    """``HTCondorCluster`` that gives its workers the shipped TLS files by name.
+
+    dask-jobqueue would pass the driver's certificate (a path on this machine, or in-memory
+    PEM it dumps into the current folder) to the workers; this subclass hands them the
+    ``--tls-*`` arguments of :class:`ClusterTLS` instead (files in the job's scratch folder).
+    """
+    from dask_jobqueue import (
+        HTCondorCluster,  # optional heavy dependency, needed for --executor condor only
+    )
+
+    class TLSHTCondorCluster(HTCondorCluster):
+        def __init__(self, *args, bsmscan_tls: ClusterTLS, **kwargs):
+            self._bsmscan_tls = bsmscan_tls
+            kwargs["worker_extra_args"] = list(kwargs.get("worker_extra_args") or []) + list(bsmscan_tls.worker_arguments)
+            super().__init__(*args, security=bsmscan_tls.security, **kwargs)
+            directory = bsmscan_tls.private_directory  # the temporary certificates live as long as the cluster
+            self._bsmscan_cleanup = weakref.finalize(self, shutil.rmtree, directory, True) if directory else None
+
+        def close(self, *args, **kwargs):
+            try:
+                return super().close(*args, **kwargs)
+            finally:
+                if self._bsmscan_cleanup is not None:
+                    self._bsmscan_cleanup()
+
+        def _get_worker_security(self, security):  # the --tls-* arguments are in worker_extra_args
+            return None
+
+    return TLSHTCondorCluster
 
 
 def htcondor_cluster(cluster: ClusterConfig, *, name: str = "bsmscan"):
@@ -136,27 +248,34 @@ def htcondor_cluster(cluster: ClusterConfig, *, name: str = "bsmscan"):
     ``cores``, ``memory`` and ``disk`` and runs ``processes`` single-threaded Dask workers
     (default: one per core), plus ``submit_directives`` (e.g. ``+JobFlavour``) verbatim.
     """
-    from dask_jobqueue import HTCondorCluster
-
     environment = worker_environment(cluster)
-    directives = {**transfer_directives(environment), **cluster.submit_directives}
+    tls = tls_security(cluster)
+    directives = {**transfer_directives(environment, tls.files), **cluster.submit_directives}
     worker_args = ["--worker-port", cluster.worker_ports] if cluster.worker_ports else []
-    return HTCondorCluster(
-        cores=cluster.cores,
-        processes=cluster.processes or cluster.cores,
-        memory=cluster.memory,
-        disk=cluster.disk,
-        job_extra_directives=directives,
-        job_script_prologue=list(environment.prologue),
-        python=environment.python,
-        interface=cluster.interface,
-        death_timeout=cluster.death_timeout,
-        local_directory=cluster.local_directory,
-        log_directory=None if cluster.log_directory is None else str(Path(cluster.log_directory).expanduser()),
-        worker_extra_args=worker_args,
-        scheduler_options=scheduler_options(cluster),
-        job_name=name,
-    )
+    try:
+        htcondor = _tls_cluster_class()(
+            cores=cluster.cores,
+            processes=cluster.processes or cluster.cores,
+            memory=cluster.memory,
+            disk=cluster.disk,
+            job_extra_directives=directives,
+            job_script_prologue=list(environment.prologue),
+            python=environment.python,
+            interface=cluster.interface,
+            death_timeout=cluster.death_timeout,
+            local_directory=cluster.local_directory,
+            log_directory=None if cluster.log_directory is None else str(Path(cluster.log_directory).expanduser()),
+            worker_extra_args=worker_args,
+            scheduler_options=scheduler_options(cluster),
+            job_name=name,
+            protocol="tls://",  # scheduler and workers (dask-jobqueue adds --protocol tls:// to the job)
+            bsmscan_tls=tls,
+        )
+    except BaseException:
+        if tls.private_directory:
+            shutil.rmtree(tls.private_directory, ignore_errors=True)
+        raise
+    return htcondor
 
 
 def start_workers(htcondor, cluster: ClusterConfig) -> None:
@@ -204,20 +323,12 @@ def job_script(cluster: ClusterConfig) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m analysis.core.condor --config my.yaml``: print the worker job's submit description."""
-    from analysis.core.config import ConfigError, default_config, load_config
-
-    parser = argparse.ArgumentParser(prog="python -m analysis.core.condor", description=main.__doc__)
-    parser.add_argument("--config", type=Path, help="analysis config YAML (default: the built-in analysis)")
+    """``bsmscan worker-script --config my.yaml``: print the worker job's submit description."""
+    parser = argparse.ArgumentParser(prog="bsmscan worker-script", description=main.__doc__)
+    add_config_option(parser)
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config) if args.config else default_config()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(job_script(config.cluster))
-    return 0
-
+    return run_command(lambda: print(job_script(config_from_args(args).cluster)), verbose=args.verbose,
+                       name="worker-script")
 
 if __name__ == "__main__":
     sys.exit(main())

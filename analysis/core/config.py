@@ -15,6 +15,7 @@ Sections, in the order the data flows:
 - ``features``    which feature set feeds the classifier;
 - ``model``, ``training``  the neural network and how it is trained;
 - ``scan``        significance scan settings;
+- ``fit``         binned likelihood fits with pyhf (discovery Z, CLs limits, workspaces);
 - ``executor``    where the columnar stages run (iterative, futures, dask, condor);
 - ``cluster``     an HTCondor pool: resources per job and worker environment.
 """
@@ -29,10 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dask.utils import parse_bytes
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +47,20 @@ from analysis.core.names import point_name
 #: Background processes the generator knows (see ``jobs/samples.py`` for their Pythia settings).
 KNOWN_BACKGROUNDS = ("WW", "WZ", "ZZ", "ttbar", "Ztautau")
 
+#: The names of the network and training options: the one list of each, used to validate
+#: ``model``, ``training`` and ``search.space``; ``nn`` maps every name to its function
+#: (``nn.model.ACTIVATION_FUNCTIONS``, ``nn.trainer.OPTIMIZERS`` / ``SCHEDULES``,
+#: ``nn.losses.make_loss``) and tests check that both sides agree.
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+LOSSES = ("bce", "focal", "asimov")
+#: Hyperparameter-search strategies, Optuna samplers and pruners (``nn.search``), and objectives.
+SEARCH_STRATEGIES = ("random", "hyperband", "genetic", "bayesian", "grid")
+SEARCH_SAMPLERS = ("tpe", "random", "cmaes")
+SEARCH_PRUNERS = ("none", "median", "hyperband")
+SEARCH_OBJECTIVES = ("auc", "loss", "asimov")
+
 
 class ConfigError(UserError, ValueError):
     """A configuration problem; the message names the field (dotted path) that is wrong."""
@@ -52,7 +69,8 @@ class ConfigError(UserError, ValueError):
 class _Section(BaseModel):
     """Base of all config sections: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # allow_inf_nan=False: .inf / .nan are refused for every float (luminosity, cuts, uncertainties)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False)
 
 
 class SignalPoint(_Section):
@@ -106,9 +124,9 @@ class SamplesConfig(_Section):
     sqrt_s_gev: float = Field(default=13000.0, gt=0)
     signal_grid: list[SignalPoint] = Field(min_length=0)
     backgrounds: list[str] = Field(default_factory=lambda: list(KNOWN_BACKGROUNDS))
-    signal_events: int = Field(default=8000, gt=0, description="events generated per signal grid point")
-    background_events: int = Field(default=50000, gt=0, description="events generated per background process")
-    events_per_job: int = Field(default=5000, gt=0, description="events per (sample x chunk) generation job")
+    signal_events: StrictInt = Field(default=8000, gt=0, description="events generated per signal grid point")
+    background_events: StrictInt = Field(default=50000, gt=0, description="events generated per background process")
+    events_per_job: StrictInt = Field(default=5000, gt=0, description="events per (sample x chunk) generation job")
     hadronisation: bool = Field(default=False, description="string fragmentation and hadron decays (slow)")
     mpi: bool = Field(default=False, description="multiparton interactions (underlying event; slow)")
     tau_spin_correlations: bool = Field(
@@ -197,8 +215,8 @@ class ModelConfig(_Section):
     2016); background events get values drawn from the signal parameter distribution.
     """
 
-    hidden_layers: list[int] = Field(default_factory=lambda: [128, 128, 128], min_length=1)
-    activation: Literal["relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu"] = "relu"
+    hidden_layers: list[StrictInt] = Field(default_factory=lambda: [128, 128, 128], min_length=1)
+    activation: Literal[ACTIVATIONS] = "relu"
     dropout: float = Field(default=0.025, ge=0, lt=1)
     l1: float = Field(default=0.0, ge=0, description="L1 penalty on the weight matrices (sum |w|)")
     l2: float = Field(default=0.0, ge=0, description="L2 penalty on the weight matrices (sum w^2)")
@@ -222,19 +240,19 @@ class TrainingConfig(_Section):
     every run and at scoring time.
     """
 
-    seed: int | None = Field(default=None, ge=0, description="training seed; default: the analysis seed")
-    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "rmsprop"
+    seed: StrictInt | None = Field(default=None, ge=0, description="training seed; default: the analysis seed")
+    optimizer: Literal[OPTIMIZERS] = "rmsprop"
     learning_rate: float = Field(default=1e-3, gt=0)
-    schedule: Literal["constant", "cosine", "exponential", "warmup_cosine"] = "constant"
-    warmup_epochs: int = Field(default=0, ge=0, description="linear warm-up epochs (warmup_cosine)")
+    schedule: Literal[SCHEDULES] = "constant"
+    warmup_epochs: StrictInt = Field(default=0, ge=0, description="linear warm-up epochs (warmup_cosine)")
     decay_rate: float = Field(default=0.9, gt=0, le=1, description="learning-rate factor per epoch (exponential)")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd momentum")
     weight_decay: float = Field(default=1e-4, ge=0, description="decoupled weight decay (adamw)")
-    batch_size: int = Field(default=512, gt=0)
-    max_epochs: int = Field(default=20, gt=0)
-    patience: int = Field(default=5, ge=0, description="epochs without validation-loss improvement before stopping")
+    batch_size: StrictInt = Field(default=512, gt=0)
+    max_epochs: StrictInt = Field(default=20, gt=0)
+    patience: StrictInt = Field(default=5, ge=0, description="epochs without validation-loss improvement before stopping")
     min_delta: float = Field(default=0.0, ge=0, description="smallest validation-loss decrease that counts")
-    loss: Literal["bce", "focal", "asimov"] = "bce"
+    loss: Literal[LOSSES] = "bce"
     focal_gamma: float = Field(default=2.0, ge=0)
     label_smoothing: float = Field(default=0.0, ge=0, lt=0.5)
     asimov_relative_uncertainty: float | None = Field(
@@ -246,12 +264,12 @@ class TrainingConfig(_Section):
     balance_signal_points: bool = Field(default=True, description="each signal grid point gets the same total weight")
     resample: Literal["none", "undersample", "oversample"] = "none"
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    split_seed: int = Field(default=0, ge=0, description="salt of the train/validation/test hash")
+    split_seed: StrictInt = Field(default=0, ge=0, description="salt of the train/validation/test hash")
     signal_points: list[SignalPoint] | None = Field(
         default=None, description="train on these grid points only; default: every signal point in the store"
     )
     per_point: bool = Field(default=False, description="train one (non-parametrised) network per grid point")
-    eval_batch_size: int = Field(default=65536, gt=0, description="rows per forward pass when evaluating")
+    eval_batch_size: StrictInt = Field(default=65536, gt=0, description="rows per forward pass when evaluating")
 
     @field_validator("split_fractions")
     @classmethod
@@ -281,17 +299,72 @@ class ScanConfig(_Section):
     include_mc_stat_uncertainty: bool = False
     min_signal: float = Field(default=3.0, ge=0)
     min_background: float = Field(default=3.0, ge=0)
-    score_bins: int = Field(default=100, ge=10)
+    score_bins: StrictInt = Field(default=100, ge=10)
     luminosities_fb: list[float] = Field(default_factory=lambda: [139.0, 300.0, 3000.0])
+
+
+class FitConfig(_Section):
+    """Binned profile-likelihood fits with pyhf: the ``fit`` stage (``analysis/stages/fit.py``).
+
+    Per grid point: a HistFactory model of the test-split score histogram (one signal sample,
+    one sample per background process), rebinned from the high-score end until every bin's
+    background effective sample size reaches ``min_background_ess``. Nuisance parameters: MC
+    statistics (staterror), the background uncertainty (``total``: one Gaussian-constrained
+    parameter per bin shared by all backgrounds, width ``relative_background_uncertainty`` x the
+    bin's total background; ``per_process``: a Poisson-constrained shapesys per process and
+    bin), the signal cross-section uncertainty and optional per-process normalisations (normsys).
+    """
+
+    enabled: bool = Field(default=True, description="run the fit stage in the default chain")
+    min_background_ess: float = Field(
+        default=10.0, ge=0, description="merge score bins from the high end until each bin's background ESS reaches this; 0: keep the bins"
+    )
+    relative_background_uncertainty: float | None = Field(
+        default=None, ge=0, lt=1, description="sigma_b / b per bin; default: scan.relative_background_uncertainty"
+    )
+    background_uncertainty: Literal["total", "per_process"] = "total"
+    mc_stat_uncertainty: bool = Field(default=True, description="staterror from the MC sum of squared weights")
+    signal_xsec_uncertainty: float = Field(
+        default=0.05, ge=0, lt=1, description="relative signal cross-section uncertainty (normsys) where the sample's metadata has no xsec_uncertainty"
+    )
+    process_normalisation_uncertainties: dict[str, float] = Field(
+        default_factory=dict, description="background process -> relative normalisation uncertainty (normsys)"
+    )
+    poi_bounds: tuple[float, float] = Field(default=(0.0, 100.0), description="range of the signal strength mu")
+    backend: Literal["numpy", "jax"] = Field(default="numpy", description="pyhf tensor backend of the fits")
+    max_iterations: StrictInt = Field(default=100_000, gt=0, description="minimiser (scipy SLSQP) iterations per fit")
+
+    @field_validator("process_normalisation_uncertainties")
+    @classmethod
+    def _relative_uncertainties(cls, values: dict[str, float]) -> dict[str, float]:
+        for process, value in values.items():
+            if not process:
+                raise ValueError("a process name is empty")
+            if not 0 <= value < 1:
+                raise ValueError(f"{process}: a relative normalisation uncertainty must lie in [0, 1)")
+        return values
+
+    @field_validator("poi_bounds")
+    @classmethod
+    def _poi_bounds(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = bounds
+        if not 0 <= low < 1 < high:
+            raise ValueError("poi_bounds (low, high) need 0 <= low < 1 < high (mu = 1 is the signal hypothesis)")
+        return bounds
 
 
 class ExecutorConfig(_Section):
     """Where the columnar stages run (``condor``: Dask workers as HTCondor jobs, see ``cluster``)."""
 
     name: Literal["iterative", "futures", "dask", "condor"] = "dask"
-    workers: int | None = Field(default=None, gt=0, description="local workers; default: number of cores")
+    workers: StrictInt | None = Field(default=None, gt=0, description="local workers; default: number of cores")
     scheduler: str | None = Field(default=None, description="address of a running Dask scheduler, tcp://host:port")
-    chunksize: int = Field(default=100_000, gt=0)
+    chunksize: StrictInt = Field(default=100_000, gt=0)
+    on_bad_files: Literal["stop", "skip"] = Field(
+        default="stop",
+        description="an unreadable, truncated or incomplete input file: stop with an error naming it, or skip it "
+        "(as --skip-bad-files), report the events lost and normalise the weights to the files read",
+    )
 
 
 #: Submit-description commands bsmscan writes itself; ``cluster.submit_directives`` may not set them.
@@ -299,8 +372,6 @@ _RESERVED_SUBMIT_COMMANDS = {"executable", "arguments", "queue", "universe", "tr
 
 
 def _byte_size(value: str, field: str) -> str:
-    from dask.utils import parse_bytes
-
     try:
         size = parse_bytes(value)
     except (ValueError, TypeError):
@@ -313,8 +384,8 @@ def _byte_size(value: str, field: str) -> str:
 class AdaptiveConfig(_Section):
     """Adaptive scaling of the Dask-on-HTCondor cluster between ``minimum`` and ``maximum`` jobs."""
 
-    minimum: int = Field(default=0, ge=0, description="jobs kept even when idle")
-    maximum: int = Field(gt=0, description="most jobs submitted under load")
+    minimum: StrictInt = Field(default=0, ge=0, description="jobs kept even when idle")
+    maximum: StrictInt = Field(gt=0, description="most jobs submitted under load")
 
     @model_validator(mode="after")
     def _ordered(self) -> "AdaptiveConfig":
@@ -336,11 +407,11 @@ class ClusterConfig(_Section):
     ``transfer_input_files``.
     """
 
-    cores: int = Field(default=1, gt=0, description="cores per job (request_cpus)")
-    processes: int | None = Field(default=None, gt=0, description="Dask worker processes per job; default: one per core, single-threaded")
+    cores: StrictInt = Field(default=1, gt=0, description="cores per job (request_cpus)")
+    processes: StrictInt | None = Field(default=None, gt=0, description="Dask worker processes per job; default: one per core, single-threaded")
     memory: str = Field(default="4 GB", description="memory per job (request_memory), e.g. '4 GB'")
     disk: str = Field(default="8 GB", description="scratch disk per job (request_disk)")
-    jobs: int = Field(default=4, ge=0, description="Dask worker jobs to submit (ignored when adaptive is set)")
+    jobs: StrictInt = Field(default=4, ge=0, description="Dask worker jobs to submit (ignored when adaptive is set)")
     adaptive: AdaptiveConfig | None = Field(default=None, description="scale between minimum and maximum jobs with the load")
     submit_directives: dict[str, str] = Field(
         default_factory=dict, description='extra submit commands, e.g. {"+JobFlavour": \'"longlunch"\'}'
@@ -352,15 +423,20 @@ class ClusterConfig(_Section):
     transfer_input_files: list[str] = Field(default_factory=list, description="more files to send with each job")
     scheduler_host: str | None = Field(default=None, description="host or address the Dask scheduler listens on")
     interface: str | None = Field(default=None, description="network interface of the scheduler and workers, e.g. eth0")
-    scheduler_port: int = Field(default=0, ge=0, le=65535, description="Dask scheduler port; 0: a free one")
-    dashboard_port: int | None = Field(default=None, ge=0, le=65535, description="Dask dashboard port; null: no dashboard")
+    scheduler_port: StrictInt = Field(default=0, ge=0, le=65535, description="Dask scheduler port; 0: a free one")
+    dashboard_port: StrictInt | None = Field(default=None, ge=0, le=65535, description="Dask dashboard port; null: no dashboard")
+    dashboard_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]+$",
+                                description="address the scheduler's HTTP server (dashboard) listens on; default: this machine only")
+    tls_ca_file: Path | None = Field(default=None, description="CA of the Dask TLS certificates; null: a temporary CA per cluster")
+    tls_cert: Path | None = Field(default=None, description="certificate of the scheduler, client and workers (with tls_ca_file)")
+    tls_key: Path | None = Field(default=None, description="its private key; null: the key is in tls_cert")
     worker_ports: str | None = Field(default=None, pattern=r"^\d+(:\d+)?$", description="worker port or range 'low:high' (firewalls)")
     death_timeout: float = Field(default=120.0, gt=0, description="seconds a worker waits for the scheduler before exiting")
     local_directory: str | None = Field(default="$_CONDOR_SCRATCH_DIR", description="worker spill directory on the node")
     log_directory: Path | None = Field(default=None, description="condor stdout/stderr/log of the worker jobs; null: none")
-    request_gpus: int = Field(default=0, ge=0, description="GPUs requested by the train node of the batch DAG")
-    chunk_jobs: int | None = Field(default=None, gt=0, description="batch DAG: process/score nodes per stage; default: one per chunk")
-    retries: int = Field(default=2, ge=0, description="batch DAG: retries of a failed generate/process/score node")
+    request_gpus: StrictInt = Field(default=0, ge=0, description="GPUs requested by the train node of the batch DAG")
+    chunk_jobs: StrictInt | None = Field(default=None, gt=0, description="batch DAG: process/score nodes per stage; default: one per chunk")
+    retries: StrictInt = Field(default=2, ge=0, description="batch DAG: retries of a failed generate/process/score node")
 
     @field_validator("memory", "disk")
     @classmethod
@@ -390,6 +466,8 @@ class ClusterConfig(_Section):
     def _ship_file_given(self) -> "ClusterConfig":
         if self.ship != "shared" and self.ship_file is None:
             raise ValueError(f"ship: {self.ship} needs ship_file (the file sent with every job)")
+        if (self.tls_ca_file is None) != (self.tls_cert is None) or (self.tls_key is not None and self.tls_cert is None):
+            raise ValueError("TLS certificates need both tls_ca_file and tls_cert (and optionally tls_key), or none of them")
         return self
 
 
@@ -397,14 +475,14 @@ class ClusterConfig(_Section):
 SEARCH_PARAMETERS: dict[str, tuple | None] = {
     "layers": None,
     "width": None,
-    "activation": ("relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu"),
+    "activation": ACTIVATIONS,
     "dropout": None,
     "l1": None,
     "l2": None,
     "learning_rate": None,
-    "optimizer": ("adam", "adamw", "rmsprop", "sgd"),
+    "optimizer": OPTIMIZERS,
     "batch_size": None,
-    "loss": ("bce", "focal", "asimov"),
+    "loss": LOSSES,
 }
 _INTEGER_PARAMETERS = {"layers", "width", "batch_size"}
 _CATEGORICAL_PARAMETERS = {"activation", "optimizer", "loss"}
@@ -462,22 +540,31 @@ class SearchConfig(_Section):
     (validation weighted ROC AUC, maximised), ``loss`` (validation loss, minimised) or
     ``asimov`` (best Asimov Z of a threshold scan on the validation split with the ``scan``
     settings, at ``objective_point`` or averaged over the grid, maximised).
+
+    ``bayesian`` proposes trials with an Optuna ``sampler`` (TPE by default), ``ask_batch`` at a
+    time, and may stop poor trials early with a ``pruner`` fed from per-epoch objective values.
+    ``grid`` trains every combination of the space's ``choice`` values and ``int`` ranges, all
+    with the same training seed.
     """
 
-    strategy: Literal["random", "hyperband", "genetic"] = "random"
-    trials: int = Field(default=20, gt=0, description="trials to train (hyperband: configurations sampled)")
-    objective: Literal["auc", "loss", "asimov"] = "auc"
+    strategy: Literal[SEARCH_STRATEGIES] = "random"
+    trials: StrictInt = Field(default=20, gt=0, description="trials to train (hyperband: configurations sampled; grid: ignored)")
+    objective: Literal[SEARCH_OBJECTIVES] = "auc"
     objective_point: str | None = Field(default=None, description="grid point (e.g. slepton_200_40) of the asimov objective; null: mean over the grid")
-    seed: int | None = Field(default=None, ge=0, description="search seed; default: the analysis seed")
+    seed: StrictInt | None = Field(default=None, ge=0, description="search seed; default: the analysis seed")
     space: dict[str, SearchDimension] = Field(default_factory=_default_search_space)
-    epochs: int | None = Field(default=None, gt=0, description="epochs per trial (random, genetic); default: training.max_epochs")
-    min_epochs: int = Field(default=1, gt=0, description="hyperband: epochs of the lowest rung")
-    max_epochs: int = Field(default=9, gt=0, description="hyperband: epochs of the highest rung")
-    eta: int = Field(default=3, ge=2, description="hyperband: keep the top 1/eta at each rung")
-    population: int = Field(default=8, ge=2, description="genetic: networks per generation")
-    parents: int = Field(default=4, ge=2, description="genetic: top-k networks that breed")
+    epochs: StrictInt | None = Field(default=None, gt=0, description="epochs per trial (random, genetic); default: training.max_epochs")
+    min_epochs: StrictInt = Field(default=1, gt=0, description="hyperband: epochs of the lowest rung")
+    max_epochs: StrictInt = Field(default=9, gt=0, description="hyperband: epochs of the highest rung")
+    eta: StrictInt = Field(default=3, ge=2, description="hyperband: keep the top 1/eta at each rung")
+    population: StrictInt = Field(default=8, ge=2, description="genetic: networks per generation")
+    parents: StrictInt = Field(default=4, ge=2, description="genetic: top-k networks that breed")
     mutation_probability: float = Field(default=0.2, ge=0, le=1, description="genetic: chance that a child's gene is redrawn")
-    generations: int = Field(default=4, gt=0, description="genetic: generations (unless --trials sets the budget)")
+    generations: StrictInt = Field(default=4, gt=0, description="genetic: generations (unless --trials sets the budget)")
+    sampler: Literal[SEARCH_SAMPLERS] = Field(default="tpe", description="bayesian: Optuna sampler (seeded with the search seed)")
+    pruner: Literal[SEARCH_PRUNERS] = Field(default="none", description="bayesian: Optuna pruner of poor trials (none, median, hyperband)")
+    startup_trials: StrictInt = Field(default=10, ge=0, description="bayesian: random trials before the sampler models the space (tpe, cmaes), and finished trials before the median pruner prunes")
+    ask_batch: StrictInt = Field(default=4, gt=0, description="bayesian: trials proposed together and run in parallel (the sequence depends on it, not on the workers)")
     use_best_model: bool = Field(default=False, description="analysis.run's train stage copies the best model of 'directory' instead of training")
     directory: Path | None = Field(default=None, description="a finished search's output directory (for use_best_model)")
 
@@ -513,6 +600,10 @@ class SearchConfig(_Section):
 
     @model_validator(mode="after")
     def _budgets(self) -> "SearchConfig":
+        if self.strategy == "grid":
+            for name, dimension in self.space.items():
+                if dimension.type == "float":
+                    raise ValueError(f"space.{name}: a grid search needs a choice or an int range, not a float range")
         if self.parents > self.population:
             raise ValueError(f"parents ({self.parents}) must be <= population ({self.population})")
         if self.min_epochs > self.max_epochs:
@@ -523,8 +614,8 @@ class SearchConfig(_Section):
 class AnalysisConfig(_Section):
     """The whole analysis: every stage reads its own section from this object."""
 
-    name: str = "analysis"
-    seed: int = Field(default=12345, ge=0, description="global seed; every random choice derives from it")
+    name: str = Field(default="analysis", description="the analysis name (batch names, job and file names)")
+    seed: StrictInt = Field(default=12345, ge=0, description="global seed; every random choice derives from it")
     luminosity_fb: float = Field(default=139.0, gt=0, description="integrated luminosity in fb^-1")
     samples: SamplesConfig
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
@@ -532,9 +623,19 @@ class AnalysisConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        # the name goes into submit files, the DAG and file names: never anything but a plain word
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+            raise ValueError("the name must be 1-100 letters, digits, '_', '.' or '-', starting with a letter or "
+                             "digit (no blanks, newlines, quotes or '/': it names batch jobs and files)")
+        return name
 
     def hash(self) -> str:
         """A short, stable hash of the whole config (for provenance)."""
@@ -547,13 +648,36 @@ def _stable_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: Longest input value an error message quotes, and most errors it lists.
+MAX_QUOTED_CHARS = 200
+MAX_LISTED_ERRORS = 20
+
+
+def short_repr(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (``... (N characters)`` says how long it was).
+
+    Containers are cut while being written, so a huge value costs no more than the limit.
+    """
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = limit
+    shortener.maxlist = shortener.maxdict = shortener.maxtuple = shortener.maxset = 8
+    shortener.maxlevel = 3
+    text = shortener.repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid analysis config {source}:"]
-    for item in error.errors():
+    items = error.errors()
+    for item in items[:MAX_LISTED_ERRORS]:
         location = ".".join(str(part) if not isinstance(part, int) else f"[{part}]" for part in item["loc"])
         location = location.replace(".[", "[")
-        message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"  {location or '<top level>'}: {message} (got {item.get('input')!r})")
+        message = item["msg"].removeprefix("Value error, ")[: 4 * MAX_QUOTED_CHARS]
+        lines.append(f"  {location or '<top level>'}: {message} (got {short_repr(item.get('input'))})")
+    if len(items) > MAX_LISTED_ERRORS:
+        lines.append(f"  ... and {len(items) - MAX_LISTED_ERRORS} more errors")
     return "\n".join(lines)
 
 
@@ -570,18 +694,95 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> AnalysisCo
         raise ConfigError(_format_validation_error(error, source)) from None
 
 
+#: Limits of a config file: its size, the aliases (``*name``) it may use and the number of
+#: nodes it may expand to (a "billion laughs" bomb of nested aliases is a few hundred bytes).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_ALIASES = 100
+MAX_CONFIG_NODES = 100_000
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses more than :data:`MAX_CONFIG_ALIASES` aliases."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_CONFIG_ALIASES:
+                raise ConfigError(f"uses more than {MAX_CONFIG_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(node, limit: int) -> int:
+    """Nodes of the YAML graph once every alias is expanded (shared nodes counted per use),
+    stopping as soon as ``limit`` is passed; a node that contains itself counts as over the limit."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(current) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            return limit + 1  # recursive alias: infinite expansion
+        active.add(key)
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            children = current.value
+        elif isinstance(current, yaml.MappingNode):
+            children = [child for pair in current.value for child in pair]
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(node)
+
+
+def parse_config_yaml(text: str, source: str = "<text>") -> Any:
+    """Parse config YAML safely (``SafeLoader``: no Python objects) within the size and alias limits.
+
+    Raises :class:`ConfigError` for a text over :data:`MAX_CONFIG_BYTES`, more than
+    :data:`MAX_CONFIG_ALIASES` aliases, an expansion over :data:`MAX_CONFIG_NODES` nodes or
+    invalid YAML, before anything is expanded.
+    """
+    if len(text.encode("utf-8", "replace")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"analysis config {source} is larger than {MAX_CONFIG_BYTES} bytes")
+    loader = _LimitedLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except ConfigError as error:
+            raise ConfigError(f"analysis config {source} {error}") from None
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+            raise ConfigError(f"analysis config {source} expands to more than {MAX_CONFIG_NODES} YAML nodes "
+                              "(nested or recursive aliases)")
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"analysis config {source} is not valid YAML: {str(error)[:4 * MAX_QUOTED_CHARS]}") from None
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> AnalysisConfig:
-    """Read and validate a YAML analysis config file (``yaml.safe_load``; nothing is executed)."""
+    """Read and validate a YAML analysis config file (safe YAML within limits; nothing is executed)."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"analysis config {path} is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"cannot read analysis config {path}: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"analysis config {path} is not valid YAML: {error}") from None
-    return config_from_dict(data, source=str(path))
+    return config_from_dict(parse_config_yaml(text, str(path)), source=str(path))
 
 
 def default_config_text() -> str:

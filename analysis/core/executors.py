@@ -17,6 +17,7 @@ from typing import Iterator
 
 from coffea import processor
 from coffea.nanoevents import BaseSchema, NanoAODSchema
+from distributed import Client, LocalCluster
 
 from analysis.core.condor import condor_cluster
 from analysis.core.workers import WORKER_ENVIRONMENT, default_workers, worker_settings  # noqa: F401 (re-exported)
@@ -38,8 +39,6 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
     if client is not None:
         yield client
         return
-    from distributed import Client, LocalCluster
-
     if scheduler:
         with Client(scheduler) as attached:
             yield attached

@@ -4,14 +4,23 @@ A fileset is coffea's format, ``{dataset: {"files": {path: treename} | [paths], 
 (the generator's ``fileset.json`` or a user's own). Before any chunk is processed, every
 file is opened once on the driver: an unreadable or corrupt file, a file without the tree or
 a required branch, or an empty file raises :class:`BadInputFileError` naming the file (and the
-branch). With ``skip_bad_files`` such files are left out instead and listed, with the number
-of events they hold where it can be read, so nothing is dropped silently.
+branch). A truncated ROOT file (shorter than the end its header records, e.g. a copy that
+stopped half-way) is bad as well, before any chunk tries to read the missing baskets.
+
+With ``skip_bad_files`` (or ``executor.on_bad_files: skip``) such files are left out instead
+and listed, with the number of events they hold where it can be read; the events and sum of
+generator weights lost per dataset are reported (:class:`DatasetLoss`, from the fileset's
+``nevents`` / ``sum_genweight`` metadata when a file cannot be read at all), and simulation
+is normalised to the files that are read: ``sum_genweight`` becomes the sum of ``genWeight``
+over the good files, so yields keep their expected value (with fewer MC events) instead of
+falling by the fraction skipped. Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +30,8 @@ import uproot
 from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
 
+log = logging.getLogger(__name__)
+
 
 class BadInputFileError(UserError, ValueError):
     """An input file that cannot be processed; the message names the file (and branch)."""
@@ -28,6 +39,9 @@ class BadInputFileError(UserError, ValueError):
     def __init__(self, path: str, reason: str, n_events: int | None = None):
         super().__init__(f"bad input file {path}: {reason}")
         self.path, self.reason, self.n_events = path, reason, n_events
+
+    def __reduce__(self):  # pickled between Dask workers and the driver: keep every field
+        return type(self), (self.path, self.reason, self.n_events)
 
 
 class LostEventsError(UserError, RuntimeError):
@@ -46,6 +60,53 @@ def check_all_events(n_input: dict[str, int], counted: dict[str, int], what: str
 
 
 @dataclass
+class DatasetLoss:
+    """What skipping bad files cost one dataset, and how its weights were normalised.
+
+    ``events_lost`` counts the skipped files' events (their own count where the header is
+    readable, else the fileset's ``nevents`` minus the events of the readable files; None when
+    neither is known). ``sum_genweight_fileset`` is the metadata's sum of generator weights
+    (None if absent), ``sum_genweight_read`` the sum over the files read, which the event
+    weights are normalised to.
+    """
+
+    dataset: str
+    files_skipped: int
+    files_read: int
+    events_read: int
+    events_lost: int | None
+    sum_genweight_fileset: float | None
+    sum_genweight_read: float | None
+    is_data: bool = False
+
+    @property
+    def fraction_lost(self) -> float | None:
+        """Fraction of the dataset's generator weight (data: events) in the skipped files."""
+        if self.is_data or self.sum_genweight_fileset is None or self.sum_genweight_read is None:
+            total = None if self.events_lost is None else self.events_read + self.events_lost
+            return None if not total else self.events_lost / total
+        return None if not self.sum_genweight_fileset else 1.0 - self.sum_genweight_read / self.sum_genweight_fileset
+
+    def describe(self) -> str:
+        """One plain sentence: what was skipped, what was lost, what the weights are normalised to."""
+        lost = "an unknown number of events" if self.events_lost is None else f"{self.events_lost} events"
+        fraction = self.fraction_lost
+        share = "" if fraction is None else f", {fraction:.1%} of the dataset"
+        text = (f"{self.dataset}: {self.files_skipped} of {self.files_skipped + self.files_read} files skipped "
+                f"({lost} lost{share}); {self.events_read} events read")
+        if self.is_data:
+            return text + "; collision data: the luminosity is not corrected for the skipped files"
+        if self.sum_genweight_read is None:
+            return text
+        was = "" if self.sum_genweight_fileset is None else f" instead of {self.sum_genweight_fileset:.6g} in the fileset"
+        return text + f"; weights normalised to the files read (sum of generator weights {self.sum_genweight_read:.6g}{was})"
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict, with ``fraction_lost`` and the plain-words ``summary``."""
+        return {**asdict(self), "fraction_lost": self.fraction_lost, "summary": self.describe()}
+
+
+@dataclass
 class InspectedFileset:
     """The usable part of a fileset, the files left out, and event counts per dataset."""
 
@@ -53,6 +114,7 @@ class InspectedFileset:
     parquet: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     n_input: dict[str, int] = field(default_factory=dict)
+    losses: dict[str, DatasetLoss] = field(default_factory=dict)  # datasets with skipped files
 
 
 def file_format(path: str) -> str:
@@ -85,6 +147,7 @@ def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
         return set(parquet.schema_arrow.names), parquet.metadata.num_rows
     try:
         with uproot.open(path) as file:
+            check_complete(path, file)
             if tree not in file:
                 raise BadInputFileError(path, f"no tree {tree!r} (contains: {', '.join(file.keys()) or 'nothing'})")
             events = file[tree]
@@ -95,6 +158,20 @@ def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
         raise BadInputFileError(path, "file not found") from None
     except Exception as error:  # uproot raises many types for corrupt files
         raise BadInputFileError(path, f"not a readable ROOT file ({type(error).__name__}: {error})") from None
+
+
+def check_complete(path: str, file) -> None:
+    """Raise :class:`BadInputFileError` if an open ROOT ``file`` is shorter than its header says.
+
+    The header's ``fEND`` is where the writer finished; a copy cut short (a full disk, an
+    interrupted transfer) is smaller, and its last baskets would only fail when a chunk reads them.
+    """
+    try:
+        expected, size = int(file.file.fEND), int(file.file.source.num_bytes)
+    except (AttributeError, TypeError, OSError):  # a source that cannot tell its size: nothing to compare
+        return
+    if size < expected:
+        raise BadInputFileError(path, f"truncated ROOT file: {size} bytes of the {expected} its header records")
 
 
 def inspect_file(path: str, tree: str, required: list[str]) -> int:
@@ -155,6 +232,7 @@ def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool 
     Simulation needs ``xsec_pb`` in its metadata (collision data: ``is_data: true``);
     ``sum_genweight``, when absent, is the sum of ``genWeight`` over the dataset's good files.
     """
+    skip_bad_files = skip_bad_files or config.executor.on_bad_files == "skip"
     result = InspectedFileset()
     for dataset, entry in normalise_fileset(fileset).items():
         metadata = dict(entry["metadata"])
@@ -165,7 +243,7 @@ def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool 
                 "(or 'is_data': true for collision data)"
             )
         required = required_branches(config, is_data)
-        good, n_input = {}, 0
+        good, n_input, skipped = {}, 0, []
         for path, tree in entry["files"].items():
             try:
                 n_input += inspect_file(path, tree, required)
@@ -173,10 +251,11 @@ def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool 
             except BadInputFileError as error:
                 if not skip_bad_files:
                     raise
-                result.skipped.append(
-                    {"dataset": dataset, "file": path, "reason": error.reason, "n_events": error.n_events}
-                )
+                skipped.append({"dataset": dataset, "file": path, "reason": error.reason, "n_events": error.n_events})
+        result.skipped += skipped
         result.n_input[dataset] = n_input
+        if skipped:
+            result.losses[dataset] = _renormalise(dataset, metadata, good, skipped, n_input, is_data)
         if not good:
             continue
         if not is_data and metadata.get("sum_genweight") is None:
@@ -186,3 +265,28 @@ def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool 
             if files:
                 getattr(result, fmt)[dataset] = {"files": files, "metadata": metadata}
     return result
+
+
+def _renormalise(dataset: str, metadata: dict, good: dict, skipped: list[dict], n_read: int, is_data: bool) -> DatasetLoss:
+    """Account for a dataset's skipped files and normalise its weights to the files read.
+
+    Sets ``metadata["sum_genweight"]`` to the sum over the good files (simulation) and keeps
+    the fileset's value as ``sum_genweight_fileset``.
+    """
+    known = [s["n_events"] for s in skipped]
+    if all(n is not None for n in known):
+        events_lost = int(sum(known))
+    elif metadata.get("nevents") is not None:
+        events_lost = max(int(metadata["nevents"]) - n_read, 0)
+    else:
+        events_lost = None
+    fileset_sumw = metadata.get("sum_genweight")
+    read_sumw = None
+    if not is_data and good:
+        read_sumw = _sum_genweight(good)
+        metadata["sum_genweight_fileset"] = fileset_sumw
+        metadata["sum_genweight"] = read_sumw
+    loss = DatasetLoss(dataset, len(skipped), len(good), n_read, events_lost,
+                       None if fileset_sumw is None else float(fileset_sumw), read_sumw, is_data)
+    log.warning("bad files skipped: %s", loss.describe())
+    return loss

@@ -25,10 +25,6 @@ class ResultsLayout:
         return self.outdir / "histograms.json"
 
     @property
-    def control_histograms(self) -> Path:
-        return self.outdir / "control_histograms.json"
-
-    @property
     def scan(self) -> Path:
         return self.outdir / "scan.json"
 

@@ -73,7 +73,7 @@ def jax_device() -> str | None:
     if importlib.util.find_spec("jax") is None:
         return None
     try:
-        import jax
+        import jax  # optional and heavy: only when the report asks which device trained
 
         device = jax.devices()[0]
         return f"{device.platform}:{device.id} ({device.device_kind})"

@@ -24,21 +24,37 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analysis.core.atomic import remove_stale_temporaries
+
 PARTS = "parts"
 SCHEMA = "schema.json"
 
 
+def safe_component(name: str, limit: int = 60) -> str:
+    """``name`` made safe as one path component: letters, digits, ``-``, ``_`` and ``.`` kept,
+    anything else (``/``, ``..``, spaces, NUL) replaced by ``_``, no leading dot, at most ``limit``
+    characters. Never empty, never ``.`` or ``..``: different names can collide, so callers add
+    a hash of the full name."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in str(name))
+    cleaned = cleaned.lstrip(".")[:limit]
+    return cleaned or "_"
+
+
 def part_name(dataset: str, filename: str, entry_start: int, entry_stop: int) -> str:
-    """The deterministic file name of the part of one chunk.
+    """The deterministic file name of the part of one chunk (one path component, whatever the names).
 
     Parts sort by dataset, input file name and entry range, whatever folder the inputs are
     in (the row order of the store, and so training, must not depend on where the samples
-    are cached); a short hash of the full path only tells apart equal file names.
+    are cached). The dataset and file names are sanitised (:func:`safe_component`: a CMS name
+    like ``/DYJetsToLL_M-50/RunIISummer20UL18NanoAODv9-v1/NANOAODSIM`` or ``../../x`` cannot
+    leave the store); a short hash of the full dataset name and path tells apart names that
+    sanitise alike.
     """
     path = Path(str(filename))
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in path.stem)[:80]
-    path_hash = hashlib.sha1(str(filename).encode()).hexdigest()[:8]
-    return f"{dataset}__{stem}__{entry_start:012d}-{entry_stop:012d}__{path_hash}.parquet"
+    stem = safe_component(path.stem, 80)
+    dataset_part = safe_component(dataset, 60)
+    path_hash = hashlib.sha1(f"{dataset}\0{filename}".encode()).hexdigest()[:8]
+    return f"{dataset_part}__{stem}__{entry_start:012d}-{entry_stop:012d}__{path_hash}.parquet"
 
 
 def write_part(store: str | Path, name: str, features: dict[str, np.ndarray], payload: dict[str, np.ndarray]) -> Path:
@@ -48,6 +64,8 @@ def write_part(store: str | Path, name: str, features: dict[str, np.ndarray], pa
     columns = {key: pa.array(np.asarray(values, dtype=np.float32)) for key, values in features.items()}
     columns.update({key: pa.array(values) for key, values in payload.items()})
     table = pa.table(columns)
+    if Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"feature-store part name {name!r} is not a plain file name")
     path = directory / name
     tmp = directory / f".{name}.tmp-{os.getpid()}"
     pq.write_table(table, tmp, compression="zstd")
@@ -56,7 +74,9 @@ def write_part(store: str | Path, name: str, features: dict[str, np.ndarray], pa
 
 
 def clear_store(store: str | Path) -> None:
-    """Remove the parts and schema of a previous run (a new run starts from an empty store)."""
+    """Remove the parts and schema of a previous run (a new run starts from an empty store),
+    and the temporary files that killed writers left in the store folder."""
+    remove_stale_temporaries(store)
     directory = Path(store) / PARTS
     if directory.is_dir():
         for path in directory.iterdir():

@@ -1,50 +1,45 @@
 """The results directory: ``summary.json`` and one self-contained ``index.html`` with the plots.
 
-:func:`write_report` takes the run's summary dict and the PNGs made by :mod:`analysis.results.plots`.
-The summary is free-form JSON, but these keys are shown as tables when present:
+:func:`write_report` takes the run's summary dict and the PNGs made by :mod:`analysis.results.plots`;
+the page is the jinja2 template ``templates/index.html.j2`` (shipped as package data), rendered
+with autoescaping, so every name and number from the summary is escaped. The summary is
+free-form JSON, but these keys are shown as tables when present:
 
-* ``name`` -- the page title;
+* ``name`` (else ``analysis``, the config's analysis name) -- the page title;
 * ``scan`` -- :meth:`analysis.results.scan.ScanSummary.to_json` (or the ``ScanSummary`` itself): a table
-  of grid points (m, dm, best threshold, best Z, Z at the standard threshold, Z per luminosity);
-* ``aucs`` -- ``{grid point: ROC AUC}`` (also added as a column of the grid-point table);
+  of grid points (m, dm, best threshold, best Z, Z at the standard threshold, ROC AUC of the
+  test split, Z per luminosity);
+* ``aucs`` -- ``{grid point: ROC AUC}`` of the test split, from the score histograms
+  (:func:`analysis.results.plots.report_aucs`); also the AUC column of the grid-point table;
+* ``model_aucs`` -- ``{split: {grid point: ROC AUC}}`` from the training's unbinned evaluation,
+  shown next to ``aucs``;
 * ``cutflow`` -- ``{dataset: {"raw": [...], "sumw": [...], ...}}`` with the step names under
   ``steps`` (top level, as in ``ProcessingResult.to_json``, inside ``cutflow``, or per dataset);
 * ``provenance`` -- :func:`analysis.core.provenance.collect_provenance`.
 
 Every other key is shown as a generic table. NaN and infinities become ``null`` in the JSON
 (and "n/a" on the page), so the file is strict JSON any reader accepts. The page uses no
-external CSS, JavaScript or fonts; images are referenced relative to the results directory, and
-every piece of text is escaped.
+external CSS, JavaScript or fonts; images are referenced relative to the results directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
+import functools
 import json
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+import jinja2
 import numpy as np
 
 __all__ = ["render_html", "to_json_safe", "write_report"]
 
-_HANDLED_KEYS = ("name", "scan", "aucs", "cutflow", "steps", "provenance")
-
-_CSS = """
-body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { display: inline-block; margin: 0.8em; max-width: 100%; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.9em; color: #444; }
-"""
+_HANDLED_KEYS = ("scan", "aucs", "model_aucs", "cutflow", "steps", "provenance")
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 # --------------------------------------------------------------------------- JSON
@@ -70,66 +65,42 @@ def to_json_safe(value: Any) -> Any:
     return str(value)
 
 
-# ------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------- template
 
 
-def _text(value: Any) -> str:
-    """A scalar as escaped page text (None -> "n/a", floats to 4 significant digits)."""
+def _page_text(value: Any) -> str:
+    """A scalar as page text: None -> "n/a", floats to 4 significant digits (escaped by jinja2)."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    return html.escape(str(value))
+        return f"{value:.4g}"
+    return str(value)
 
 
-def _cell(value: Any) -> str:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return f'<td class="num">{_text(value)}</td>' if number else f"<td>{_value_html(value)}</td>"
+def _is_numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(name))}</th>" for name in header)
-    body = "".join("<tr>" + "".join(_cell(value) for value in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _is_container(value: Any) -> bool:
+    return isinstance(value, (Mapping, list))
 
 
-def _value_html(value: Any) -> str:
-    """Any JSON value as escaped HTML: dicts as two-column tables, lists inline or as lists."""
-    if isinstance(value, Mapping):
-        rows = "".join(f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>" for k, v in value.items())
-        return f"<table>{rows}</table>"
-    if isinstance(value, list):
-        if all(not isinstance(item, (Mapping, list)) for item in value):
-            return ", ".join(_text(item) for item in value)
-        return "<ol>" + "".join(f"<li>{_value_html(item)}</li>" for item in value) + "</ol>"
-    return _text(value)
-
-
-def _section(title: str, content: str) -> str:
-    return f"<section><h2>{html.escape(title)}</h2>{content}</section>"
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The template environment: autoescaping for ``*.html.j2``, undefined names are errors."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters["fmt"] = _page_text
+    environment.tests["numeric"] = _is_numeric
+    environment.tests["container"] = _is_container
+    return environment
 
 
 # ---------------------------------------------------------------------- sections
-
-
-def _scan_section(scan: Mapping, aucs: Mapping) -> str:
-    """Overview numbers and the grid-point table of a ``ScanSummary.to_json()`` dict."""
-    overview = {key: scan[key] for key in ("split", "luminosity_fb", "relative_background_uncertainty",
-                                           "standard_threshold") if key in scan}
-    projection = scan.get("z_vs_luminosity") or {}
-    luminosities = sorted({lumi for values in projection.values() for lumi in values}, key=_as_number)
-    header = ["grid point", "m(slepton) [GeV]", "dm [GeV]", "best threshold", "best Z", "Z at standard threshold"]
-    header += ["ROC AUC"] if aucs else []
-    header += [f"Z at {lumi} fb^-1 (standard threshold)" for lumi in luminosities]
-    rows = []
-    for point in scan.get("points", []):
-        label = point.get("label")
-        row = [label, point.get("m_slepton"), point.get("dm"), point.get("best_threshold"),
-               point.get("best_z"), point.get("z_at_standard")]
-        row += [aucs.get(label)] if aucs else []
-        row += [projection.get(label, {}).get(lumi) for lumi in luminosities]
-        rows.append(row)
-    return _section("Significance scan", _value_html(overview) + _table(header, rows))
 
 
 def _as_number(text: str) -> float:
@@ -139,6 +110,40 @@ def _as_number(text: str) -> float:
         return math.inf
 
 
+def _scan_table(scan: Mapping, aucs: Mapping) -> dict:
+    """Overview numbers and the grid-point table of a ``ScanSummary.to_json()`` dict."""
+    overview = {key: scan[key] for key in ("split", "luminosity_fb", "relative_background_uncertainty",
+                                           "standard_threshold") if key in scan}
+    projection = scan.get("z_vs_luminosity") or {}
+    luminosities = sorted({lumi for values in projection.values() for lumi in values}, key=_as_number)
+    header = ["grid point", "m(slepton) [GeV]", "dm [GeV]", "best threshold", "best Z", "Z at standard threshold"]
+    header += ["ROC AUC (test split)"] if aucs else []
+    header += [f"Z at {lumi} fb^-1 (standard threshold)" for lumi in luminosities]
+    rows = []
+    for point in scan.get("points", []):
+        label = point.get("label")
+        row = [label, point.get("m_slepton"), point.get("dm"), point.get("best_threshold"),
+               point.get("best_z"), point.get("z_at_standard")]
+        row += [aucs.get(label)] if aucs else []
+        row += [projection.get(label, {}).get(lumi) for lumi in luminosities]
+        rows.append(row)
+    return {"overview": overview, "header": header, "rows": rows}
+
+
+def _auc_table(aucs: Mapping, model_aucs: Mapping) -> dict | None:
+    """Grid point x (test split from the histograms, then each split of the model's evaluation)."""
+    model_aucs = {split: values for split, values in model_aucs.items() if isinstance(values, Mapping)}
+    points = list(aucs) + [p for values in model_aucs.values() for p in values if p not in aucs]
+    points = list(dict.fromkeys(points))
+    if not points:
+        return None
+    header = ["grid point", *(["test split (score histograms)"] if aucs else []),
+              *(f"{split} split (model, unbinned)" for split in model_aucs)]
+    rows = [[point, *([aucs.get(point)] if aucs else []), *(values.get(point) for values in model_aucs.values())]
+            for point in points]
+    return {"header": header, "rows": rows}
+
+
 def _cutflow_steps(summary: Mapping, cutflow: Mapping, row: Mapping, n_steps: int) -> list[str]:
     for steps in (row.get("steps"), cutflow.get("steps"), summary.get("steps")):
         if isinstance(steps, list) and len(steps) == n_steps:
@@ -146,7 +151,7 @@ def _cutflow_steps(summary: Mapping, cutflow: Mapping, row: Mapping, n_steps: in
     return [f"step {i + 1}" for i in range(n_steps)]
 
 
-def _cutflow_section(summary: Mapping, cutflow: Mapping) -> str:
+def _cutflow_tables(summary: Mapping, cutflow: Mapping) -> list[dict]:
     """One table per dataset: step, raw events, sum of weights (then any other per-step column)."""
     tables = []
     for dataset, row in cutflow.items():
@@ -157,8 +162,8 @@ def _cutflow_section(summary: Mapping, cutflow: Mapping) -> str:
         n_steps = max((len(row[key]) for key in columns), default=0)
         steps = _cutflow_steps(summary, cutflow, row, n_steps)
         rows = [[step, *(row[key][i] if i < len(row[key]) else None for key in columns)] for i, step in enumerate(steps)]
-        tables.append(f"<h3>{html.escape(str(dataset))}</h3>" + _table(["step", *columns], rows))
-    return _section("Cutflow", "".join(tables))
+        tables.append({"name": str(dataset), "header": ["step", *columns], "rows": rows})
+    return tables
 
 
 def _image_source(outdir: Path, caption: str, path: str | Path) -> str:
@@ -172,38 +177,25 @@ def _image_source(outdir: Path, caption: str, path: str | Path) -> str:
     raise FileNotFoundError(f"image {caption!r}: no file at {path}")
 
 
-def _figures_section(sources: Mapping[str, str]) -> str:
-    figures = "".join(
-        f'<figure><img src="{html.escape(quote(source))}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for caption, source in sources.items()
-    )
-    return _section("Figures", figures)
-
-
 def render_html(summary: Mapping, image_sources: Mapping[str, str]) -> str:
     """The report page for a JSON-safe ``summary`` and ``{caption: path relative to the page}``."""
-    title = str(summary.get("name") or "bsmscan results")
-    parts = [f"<h1>{html.escape(title)}</h1>", '<p>All numbers: <a href="summary.json">summary.json</a></p>']
     aucs = summary.get("aucs") if isinstance(summary.get("aucs"), Mapping) else {}
-    if isinstance(summary.get("scan"), Mapping):
-        parts.append(_scan_section(summary["scan"], aucs))
-    if aucs:
-        parts.append(_section("ROC AUC per grid point", _value_html(aucs)))
-    if isinstance(summary.get("cutflow"), Mapping):
-        parts.append(_cutflow_section(summary, summary["cutflow"]))
-    others = {key: value for key, value in summary.items() if key not in _HANDLED_KEYS}
-    if others:
-        parts.append(_section("Further results", _value_html(others)))
-    if image_sources:
-        parts.append(_figures_section(image_sources))
-    if "provenance" in summary:
-        parts.append(_section("Provenance", _value_html(summary["provenance"])))
-    body = "\n".join(parts)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
-    )
+    model_aucs = summary.get("model_aucs") if isinstance(summary.get("model_aucs"), Mapping) else {}
+    scan = summary.get("scan")
+    cutflow = summary.get("cutflow")
+    title_key = "name" if summary.get("name") else "analysis" if summary.get("analysis") else None
+    handled = (*_HANDLED_KEYS, "name", *(["analysis"] if title_key == "analysis" else []))
+    context = {
+        "title": str(summary[title_key]) if title_key else "bsmscan results",
+        "scan": _scan_table(scan, aucs) if isinstance(scan, Mapping) else None,
+        "aucs": _auc_table(aucs, model_aucs),
+        "cutflow": _cutflow_tables(summary, cutflow) if isinstance(cutflow, Mapping) else [],
+        "others": {key: value for key, value in summary.items() if key not in handled},
+        "figures": [(str(caption), str(source)) for caption, source in image_sources.items()],
+        "has_provenance": "provenance" in summary,
+        "provenance": summary.get("provenance"),
+    }
+    return _environment().get_template("index.html.j2").render(**context)
 
 
 def write_report(outdir: str | Path, summary: dict, images: dict[str, str]) -> Path:

@@ -17,7 +17,6 @@ import hist
 import numpy as np
 
 from analysis.core.config import ScanConfig
-
 from analysis.core.statistics import asimov_significance, threshold_scan
 
 

@@ -1,23 +1,26 @@
 """The scoring stage: the trained model on every selected event, into weighted histograms.
 
 Runs :class:`processors.scoring.ScoringProcessor` with coffea's Runner on the chosen executor
-and adds the chunks' histograms in a fixed order. Histograms are saved as JSON with uhi's
+and adds the chunks' histograms in a fixed order (:func:`merge_scoring`, also the batch
+jobs' merge). One pass fills the score histograms and the control histograms (with a score
+axis, so the scan's thresholds slice them later). Histograms are saved as JSON with uhi's
 serialisation (no pickle) and read back with :func:`load_histograms`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import hist
 import uhi.io.json as uhi_json
 
+from analysis.core.atomic import write_text_atomic
 from analysis.core.config import AnalysisConfig
 from analysis.core.executors import client_for, run_chunks
-from analysis.core.fileset import LostEventsError, check_all_events, inspect_fileset  # noqa: F401 (re-exported)
+from analysis.core.fileset import check_all_events, inspect_fileset
+from nn.artifact import load_model
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
 
@@ -37,7 +40,6 @@ def run_scoring(
     fileset: dict,
     points: list[tuple[float, float]],
     *,
-    thresholds: dict[str, float] | None = None,
     executor: str | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -46,22 +48,30 @@ def run_scoring(
     skip_bad_files: bool = False,
     show_progress: bool = False,
 ) -> ScoringResult:
-    """Score every selected event of ``fileset`` at each grid point of ``points``.
-
-    With ``thresholds`` ({point label: score}) the control histograms also get the events of
-    the test split above each point's threshold (step ``score cut``).
-    """
+    """Score every selected event of ``fileset`` at each grid point of ``points``."""
     executor = executor or config.executor.name
     inspected = inspect_fileset(fileset, config, skip_bad_files)
     datasets = {**inspected.root, **inspected.parquet}
-    scorer = ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), thresholds)
+    scorer = scoring_processor(config, model_dir, points, datasets)
     with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client,
                     cluster_config=config.cluster) as dask:
         chunks = run_chunks(inspected, scorer, executor=executor, chunksize=config.executor.chunksize,
                             workers=workers or config.executor.workers, client=dask, schema=schema,
                             show_progress=show_progress)
+    return merge_scoring(scorer, chunks, inspected.n_input)
+
+
+def scoring_processor(config: AnalysisConfig, model_dir: str | Path, points: list[tuple[float, float]],
+                      datasets: dict) -> ScoringProcessor:
+    """The scoring processor of ``model_dir`` for the datasets of a (normalised) fileset."""
+    return ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), load_model)
+
+
+def merge_scoring(scorer: ScoringProcessor, chunks: dict, n_input: dict[str, int]) -> ScoringResult:
+    """Add the chunks' histograms in sorted chunk order and check that every input event was
+    scored (called by :func:`run_scoring` and by the batch job's merge step alike)."""
     merged = merge_chunks(chunks) if chunks else scorer.empty_output()
-    check_all_events(inspected.n_input, merged["n_events"], "scored")
+    check_all_events(n_input, merged["n_events"], "scored")
     return ScoringResult(merged["score"], merged["control"], dict(sorted(merged["n_events"].items())),
                          dict(sorted(merged["n_scored"].items())))
 
@@ -70,10 +80,7 @@ def save_histograms(path: str | Path, result: ScoringResult) -> Path:
     """Write the histograms and counts as JSON (uhi serialisation), atomically."""
     path = Path(path)
     payload = {"score": result.score, "control": result.control, "n_events": result.n_events, "n_scored": result.n_scored}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, default=uhi_json.default))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(payload, default=uhi_json.default))
 
 
 def load_histograms(path: str | Path) -> ScoringResult:

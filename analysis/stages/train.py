@@ -31,7 +31,7 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
         shutil.copytree(source, layout.model_dir)
         log.info("model: the best model of the search in %s", config.search.directory)
         return layout.model_dir
-    train_from_store(layout.store, layout.model_dir, config, log=log.info)
+    train_from_store(layout.store, layout.model_dir, config)
     return layout.model_dir
 
 

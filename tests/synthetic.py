@@ -1,4 +1,5 @@
-"""A synthetic feature store in exactly the processing stage's format (tests and benchmarks).
+"""A synthetic feature store in exactly the processing stage's format (a test fixture, also used
+by ``benchmarks/``).
 
 :func:`write_synthetic_store` writes ``<store>/parts/*.parquet`` and ``<store>/schema.json``
 with gaussian-like signal and background: background process k has features
@@ -12,6 +13,7 @@ events can carry negative weights, as from NLO generators.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +24,7 @@ import pyarrow.parquet as pq
 
 from analysis.core.names import point_name
 
-__all__ = ["DEFAULT_FEATURES", "DEFAULT_GRID", "write_synthetic_store"]
+__all__ = ["DEFAULT_FEATURES", "DEFAULT_GRID", "take_rows", "write_synthetic_store"]
 
 #: Feature names of the synthetic store (a few of the thesis variables' names).
 DEFAULT_FEATURES = (
@@ -143,3 +145,10 @@ def write_synthetic_store(
     schema = {"feature_names": list(feature_names), "feature_set": "synthetic", "datasets": datasets}
     (store / "schema.json").write_text(json.dumps(schema, indent=2))
     return store
+
+
+def take_rows(table, rows: np.ndarray):
+    """A copy of the :class:`nn.data.FeatureTable` ``table`` with only ``rows`` (an index or
+    boolean array), e.g. to shuffle its row order."""
+    per_row = ("features", "weight", "label", "dataset", "process", "m_slepton", "dm", "event")
+    return dataclasses.replace(table, **{name: np.ascontiguousarray(getattr(table, name)[rows]) for name in per_row})
