@@ -7,6 +7,7 @@
     bsmscan process --store results/store
     bsmscan train --store results/store --out results/model
     bsmscan search --strategy genetic --trials 40
+    bsmscan export --model results/model --out model.onnx
     bsmscan submit --dry-run             # the HTCondor DAG (python -m jobs.submit)
     bsmscan batch <step> ...             # one DAG node (python -m jobs.batch)
     bsmscan worker-script                # the Dask worker job's HTCondor submit description
@@ -27,6 +28,7 @@ SUBCOMMANDS = {
     "process": ("analysis.process", "selection, features and cutflow into a feature store"),
     "train": ("nn.train", "train the classifier on a feature store"),
     "search": ("nn.search", "hyperparameter search on the Dask cluster"),
+    "export": ("nn.export", "write a trained network as ONNX (standardisation folded in)"),
     "submit": ("jobs.submit", "write (and submit or run locally) the HTCondor DAG"),
     "batch": ("jobs.batch", "run one node of the HTCondor DAG"),
     "worker-script": ("analysis.core.condor", "print the HTCondor submit description of a Dask worker job"),
