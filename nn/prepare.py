@@ -8,7 +8,8 @@
 4. apply the negative-weight policy to the physics weights;
 5. for a parametrised network, append (m_slepton, dm): the signal's own point, a drawn point
    for background (:func:`nn.parametrise.draw_background_points`);
-6. resample the training split (under/oversampling) if asked;
+6. resample the training split if asked (imbalanced-learn, :mod:`nn.resampling`; after the
+   standardisation, whose statistics come from the original events only);
 7. balance the weights per split (each signal point, then each class, to equal totals) and
    normalise them to mean 1;
 8. build one float32 input matrix per split (a single gather from the feature matrix) and
@@ -27,6 +28,7 @@ import numpy as np
 from analysis.core.names import point_name
 from nn.data import FeatureTable
 from nn.parametrise import PARAMETER_NAMES, draw_background_points, match_points
+from nn.resampling import ResamplingError, resample_training_split
 from nn.scaler import Standardizer
 from nn.split import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_split
 from nn.weights import (
@@ -34,7 +36,6 @@ from nn.weights import (
     effective_sample_size,
     equalise_totals,
     normalise_mean,
-    resample_indices,
 )
 
 __all__ = ["PreparedData", "SplitData", "prepare_training_data", "resolve_points"]
@@ -149,6 +150,21 @@ def _input_matrix(table: FeatureTable, rows: np.ndarray, params: np.ndarray | No
     return x
 
 
+def _resampled(train: SplitData, training_config, seed: int) -> tuple[SplitData, dict]:
+    """The training split after ``training.resample`` (:mod:`nn.resampling`; class totals kept)."""
+    before = {int(k): int(n) for k, n in zip(*np.unique(train.target, return_counts=True))}
+    x, target, weights, extra, n_synthetic = resample_training_split(
+        train.x, train.target, {"weight": train.weight, "physics_weight": train.physics_weight},
+        {"is_signal": train.is_signal, "point": train.point, "rows": train.rows},
+        training_config.resample, training_config.sampling_strategy, training_config.smote_k_neighbors, seed,
+    )
+    after = {int(k): int(n) for k, n in zip(*np.unique(target, return_counts=True))}
+    resampled = SplitData(x=x, target=target, is_signal=extra["is_signal"], weight=weights["weight"],
+                          physics_weight=weights["physics_weight"], point=extra["point"], rows=extra["rows"])
+    return resampled, {"method": training_config.resample, "strategy": training_config.sampling_strategy,
+                       "events_per_class_before": before, "events_per_class_after": after, "synthetic": n_synthetic}
+
+
 def prepare_training_data(
     table: FeatureTable,
     model_config,
@@ -197,14 +213,11 @@ def prepare_training_data(
         table.dataset_names, probabilities, seed,
     )
 
-    rng = np.random.default_rng([seed, 0x5A3E])
     point_array = np.asarray(points, dtype=np.float32)
     splits: dict[str, SplitData] = {}
     summary: dict[str, Any] = {"events": {}, "effective_sample_size": {}}
     for code, name in zip((TRAIN, VALIDATION, TEST), SPLIT_NAMES):
         local = np.flatnonzero(split == code)
-        if code == TRAIN:
-            local = local[resample_indices(target[local], training_config.resample, rng)]
         if local.size == 0:
             if code == TEST:
                 continue
@@ -236,6 +249,11 @@ def prepare_training_data(
     scaler = Standardizer.fit(splits["train"].x)
     for data in splits.values():
         scaler.transform_(data.x)
+    if training_config.resample != "none":
+        if parametrised and training_config.resample == "smote":
+            raise ResamplingError("training.resample: smote would interpolate the grid-point inputs of a parametrised "
+                                  "network between grid points; use it with model.parametrised: false or training.per_point")
+        splits["train"], summary["resampling"] = _resampled(splits["train"], training_config, seed)
     summary["negative_weight_fraction"] = float(np.mean(table.weight[rows] < 0))
     return PreparedData(
         feature_names=tuple(table.feature_names),

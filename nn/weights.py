@@ -4,7 +4,6 @@
   the negative ones, or take their ``abs`` value.
 * :func:`equalise_totals` -- rescale groups of events (classes, signal grid points) to the
   same total weight, keeping relative weights inside each group.
-* :func:`resample_indices` -- random under- or oversampling of the classes to equal counts.
 * :func:`effective_sample_size` -- (sum w)^2 / sum w^2, the number of unit-weight events
   with the same statistical power.
 """
@@ -20,7 +19,6 @@ __all__ = [
     "effective_sample_size",
     "equalise_totals",
     "normalise_mean",
-    "resample_indices",
 ]
 
 
@@ -62,35 +60,6 @@ def normalise_mean(weight: np.ndarray) -> np.ndarray:
     if not mean > 0:
         raise ValueError(f"the mean event weight is {mean!r}; it must be > 0")
     return weight / mean
-
-
-def resample_indices(
-    classes: np.ndarray,
-    mode: Literal["none", "undersample", "oversample"],
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Row indices after random resampling of each class to the same number of events.
-
-    ``undersample`` draws (without replacement) as many events of every class as the smallest
-    class has; ``oversample`` keeps every event and draws (with replacement) extra events of
-    the smaller classes up to the largest class's count; ``none`` returns all rows.  The
-    result is sorted (the training loop shuffles anyway).
-    """
-    classes = np.asarray(classes)
-    if mode == "none":
-        return np.arange(classes.size)
-    members = [np.flatnonzero(classes == c) for c in np.unique(classes)]
-    counts = [m.size for m in members]
-    chosen = []
-    for rows in members:
-        if mode == "undersample":
-            chosen.append(rng.choice(rows, size=min(counts), replace=False))
-        elif mode == "oversample":
-            extra = rng.choice(rows, size=max(counts) - rows.size, replace=True)
-            chosen.append(np.concatenate([rows, extra]))
-        else:
-            raise ValueError(f"unknown resampling mode {mode!r}; use none, undersample or oversample")
-    return np.sort(np.concatenate(chosen))
 
 
 def effective_sample_size(weight: np.ndarray) -> float:

@@ -16,7 +16,6 @@ from nn.weights import (
     effective_sample_size,
     equalise_totals,
     normalise_mean,
-    resample_indices,
 )
 
 
@@ -50,18 +49,6 @@ def test_effective_sample_size():
     # negative weights cost statistical power: (1 - 1 + 1)^2 / 3
     assert effective_sample_size(np.array([1.0, -1.0, 1.0])) == pytest.approx(1.0 / 3.0)
     assert effective_sample_size(np.zeros(3)) == 0.0
-
-
-def test_under_and_oversampling_equalise_class_counts():
-    classes = np.array([0] * 90 + [1] * 10)
-    rng = np.random.default_rng(0)
-    under = resample_indices(classes, "undersample", rng)
-    assert np.bincount(classes[under]).tolist() == [10, 10]
-    assert np.unique(under).size == under.size
-    over = resample_indices(classes, "oversample", rng)
-    assert np.bincount(classes[over]).tolist() == [90, 90]
-    assert set(range(100)) <= set(over.tolist())
-    assert resample_indices(classes, "none", rng).tolist() == list(range(100))
 
 
 def test_weighted_auc_by_hand_and_as_duplicated_events():

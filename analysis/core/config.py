@@ -49,12 +49,16 @@ KNOWN_BACKGROUNDS = ("WW", "WZ", "ZZ", "ttbar", "Ztautau")
 
 #: The names of the network and training options: the one list of each, used to validate
 #: ``model``, ``training`` and ``search.space``; ``nn`` maps every name to its function
-#: (``nn.model.ACTIVATION_FUNCTIONS``, ``nn.trainer.OPTIMIZERS`` / ``SCHEDULES``,
+#: (``nn.model.ACTIVATION_FUNCTIONS``, ``nn.optimizers.OPTIMIZERS`` / ``SCHEDULES``,
 #: ``nn.losses.make_loss``) and tests check that both sides agree.
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "selu", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
 LOSSES = ("bce", "focal", "asimov")
+#: ``training.resample``: the imbalanced-learn methods of :mod:`nn.resampling`.
+RESAMPLING_METHODS = ("none", "undersample", "oversample", "smote")
+#: ``training.sampling_strategy``: imbalanced-learn's string strategies.
+SAMPLING_STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
 #: Hyperparameter-search strategies, Optuna samplers and pruners (``nn.search``), and objectives.
 SEARCH_STRATEGIES = ("random", "hyperband", "genetic", "bayesian", "grid")
 SEARCH_SAMPLERS = ("tpe", "random", "cmaes")
@@ -110,6 +114,23 @@ class SignalPoint(_Section):
         return point_name(self.m_slepton, self.dm)
 
 
+class BackgroundCrossSection(_Section):
+    """A background's normalisation instead of Pythia's LO cross section: either the cross
+    section of the generated sample (``xsec_pb``: with its decay channels and generator cuts,
+    before any generator-level filter) or a ``k_factor`` that multiplies Pythia's LO."""
+
+    xsec_pb: float | None = Field(default=None, gt=0, description="cross section of the generated sample in pb")
+    k_factor: float | None = Field(default=None, gt=0, description="multiplies Pythia's LO cross section")
+    uncertainty: float = Field(default=0.0, ge=0, description="relative uncertainty of the reference (recorded)")
+    source: str = Field(default="", description="where the number comes from (recorded in the manifest)")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "BackgroundCrossSection":
+        if (self.xsec_pb is None) == (self.k_factor is None):
+            raise ValueError("give exactly one of xsec_pb or k_factor")
+        return self
+
+
 class SamplesConfig(_Section):
     """Monte Carlo production (``python -m jobs.generate``) or a user-supplied fileset."""
 
@@ -144,6 +165,23 @@ class SamplesConfig(_Section):
         default=0.0, ge=0, description="the same for the signal (off by default: it lowers the effective sample size)"
     )
     pt_bias_reference_gev: float = Field(default=50.0, gt=0)
+    signal_xsec: Literal["nlo_nll", "lo"] = Field(
+        default="nlo_nll",
+        description="signal normalisation: the LHC SUSY cross-section working group's NLO+NLL table "
+        "(jobs/data/slepton_xsec_13TeV.json; grid points outside it are refused) or Pythia's LO",
+    )
+    background_xsec: dict[str, BackgroundCrossSection] = Field(
+        default_factory=dict,
+        description="per background: a reference cross section or K-factor instead of Pythia's LO",
+    )
+
+    @field_validator("background_xsec")
+    @classmethod
+    def _known_background_xsec(cls, entries: dict) -> dict:
+        unknown = [name for name in entries if name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown background process(es) {unknown}; known: {list(KNOWN_BACKGROUNDS)}")
+        return entries
 
     @field_validator("backgrounds")
     @classmethod
@@ -262,7 +300,17 @@ class TrainingConfig(_Section):
     negative_weights: Literal["keep", "zero", "abs"] = "keep"
     balance: Literal["equal", "none"] = Field(default="equal", description="rescale each class to the same total weight")
     balance_signal_points: bool = Field(default=True, description="each signal grid point gets the same total weight")
-    resample: Literal["none", "undersample", "oversample"] = "none"
+    resample: Literal[RESAMPLING_METHODS] = Field(
+        default="none", description="resample the training split (imbalanced-learn): undersample, oversample or smote"
+    )
+    sampling_strategy: Literal[SAMPLING_STRATEGIES] = Field(
+        default="auto", description="which classes are resampled (imbalanced-learn's sampling_strategy)"
+    )
+    smote_k_neighbors: StrictInt = Field(default=5, gt=0, description="nearest neighbours of SMOTE")
+    boost_rounds: StrictInt = Field(default=0, ge=0, description="boosting on errors: rounds of retraining (0: off)")
+    boost_factor: float = Field(default=2.0, gt=0, allow_inf_nan=False,
+                                description="boosting on errors: weight factor of misclassified training events")
+    boost_threshold: float = Field(default=0.5, gt=0, lt=1, description="boosting on errors: score that separates the classes")
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: StrictInt = Field(default=0, ge=0, description="salt of the train/validation/test hash")
     signal_points: list[SignalPoint] | None = Field(
@@ -296,9 +344,16 @@ class ScanConfig(_Section):
     """Significance scan settings (ATLAS Asimov formula with background uncertainty)."""
 
     relative_background_uncertainty: float = Field(default=0.3, ge=0)
-    include_mc_stat_uncertainty: bool = False
-    min_signal: float = Field(default=3.0, ge=0)
-    min_background: float = Field(default=3.0, ge=0)
+    include_mc_stat_uncertainty: bool = Field(
+        default=True, description="sigma_b^2 = (f b)^2 + sum w^2: the background's MC statistics above the threshold"
+    )
+    min_signal: float = Field(default=3.0, ge=0, description="minimum expected signal events above a threshold")
+    min_background: float = Field(default=3.0, ge=0, description="minimum expected background events above a threshold")
+    min_background_ess: float = Field(
+        default=10.0, ge=0,
+        description="a threshold counts only where the background's effective sample size (sum w)^2 / sum w^2 "
+        "above it reaches this",
+    )
     score_bins: StrictInt = Field(default=100, ge=10)
     luminosities_fb: list[float] = Field(default_factory=lambda: [139.0, 300.0, 3000.0])
 

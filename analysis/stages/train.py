@@ -10,6 +10,8 @@ from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
 from analysis.core.layout import ResultsLayout
 from nn.artifact import load_model
+from nn.boosting import boost_on_errors
+from nn.data import read_feature_store
 from nn.search import best_model_directory
 from nn.train import train_from_store
 
@@ -20,7 +22,9 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
     """Train on ``layout.store`` and write the model to ``layout.model_dir``; returns that folder.
 
     With ``search.use_best_model`` the best model of the finished search in
-    ``search.directory`` (``python -m nn.search``) is copied there instead.
+    ``search.directory`` (``python -m nn.search``) is copied there instead; with
+    ``training.boost_rounds`` the network of the last round of boosting on errors
+    (:mod:`nn.boosting`) is saved, with every round's AUCs in ``model.json``.
     """
     if config.search.use_best_model:
         if config.search.directory is None:
@@ -31,8 +35,61 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
         shutil.copytree(source, layout.model_dir)
         log.info("model: the best model of the search in %s", config.search.directory)
         return layout.model_dir
+    if config.training.boost_rounds:
+        if config.training.per_point:
+            raise UserError("training.boost_rounds: boosting on errors trains one network; it cannot be combined "
+                            "with training.per_point")
+        boosted = boost_on_errors(read_feature_store(layout.store), config, verbose=True)
+        boosted.final.save(layout.model_dir)
+        return layout.model_dir
     train_from_store(layout.store, layout.model_dir, config)
     return layout.model_dir
+
+
+#: Config sections a model's training data depend on: a model trained with other values is stale.
+DATA_SECTIONS = ("samples", "luminosity_fb", "selection", "features")
+
+
+class StaleModelError(UserError, RuntimeError):
+    """The model was trained on data selected with another config; the message names the sections."""
+
+
+def _data_config(config: dict) -> dict:
+    data = {key: config.get(key) for key in DATA_SECTIONS}
+    if isinstance(data["samples"], dict):
+        data["samples"] = {k: v for k, v in data["samples"].items() if k != "cache_dir"}  # where, not what
+    return data
+
+
+def check_model_is_current(model_dir: str | Path, config: AnalysisConfig) -> None:
+    """Raise :class:`StaleModelError` unless the model in ``model_dir`` was trained on data the
+    config's :data:`DATA_SECTIONS` describe (the full config is recorded in ``model.json``).
+
+    A model without a recorded config (written by another tool) is accepted with a warning.
+    """
+    model = load_model(model_dir)
+    first = model if not hasattr(model, "models") else next(iter(model.models.values()))
+    recorded = first.metadata.get("config")
+    if not isinstance(recorded, dict):
+        log.warning("the model in %s records no config: cannot check that it fits this selection", model_dir)
+        return
+    now, then = _data_config(config.model_dump(mode="json")), _data_config(recorded)
+    changed = [key for key in DATA_SECTIONS if now[key] != then[key]]
+    if changed:
+        details = "; ".join(f"{key}: {_difference(then[key], now[key])}" for key in changed)
+        raise StaleModelError(
+            f"the model in {model_dir} was trained with another {', '.join(changed)} than this config ({details}); "
+            "run the train stage again, or pass --allow-stale-model to score with it anyway"
+        )
+
+
+def _difference(then, now, prefix: str = "") -> str:
+    """The first differing leaf of two JSON values, as ``path: old -> new`` (short)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        for key in sorted(set(then) | set(now), key=str):
+            if then.get(key) != now.get(key):
+                return _difference(then.get(key), now.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.') or 'value'}: {str(then)[:80]} -> {str(now)[:80]}"
 
 
 def model_points(model_dir: str | Path) -> list[tuple[float, float]]:
