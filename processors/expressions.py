@@ -65,8 +65,7 @@ _HINTS = {
     "[": "indexing is not supported; name a flat column",
 }
 _KEYWORDS = frozenset(keyword.kwlist) - {"and", "or", "not"}
-# Checked left to right before parsing: names (no keywords), two-character comparisons, a lone
-# '=' or '!' or a character outside the alphabet, and parentheses (counted).
+# Checked before parsing: names (no keywords), comparisons, a lone '=', '!' or other character, parentheses.
 _LEXICAL = re.compile(r"(?P<name>(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*)|(?P<ok>[<>=!]=)"
                       r"|(?P<bad>[=!]|[^A-Za-z0-9_ .+\-*/<>()!,])|(?P<paren>[()])")
 _TOKEN = re.compile(r"[A-Za-z0-9_.]+|[<>=!]=|\*\*|//|<<|>>|\S")
@@ -133,8 +132,9 @@ def _parse(text: str) -> tuple[ast.expr, str]:
         tree = ast.parse(source, mode="eval").body
     except SyntaxError as exc:
         position = (exc.offset or 0) - 1
-        if not 0 <= position < len(text) or not text[position:].strip():
-            raise CutSyntaxError("unexpected end of cut", text, len(text)) from None
+        if not 0 <= position < len(text) or not text[position:].strip():  # Python names no position
+            problem = "unexpected end of cut" if exc.msg.startswith("invalid syntax") else exc.msg.split(":")[0]
+            raise CutSyntaxError(problem, text, len(text)) from None
         position += len(source[position:]) - len(source[position:].lstrip())
         token = _TOKEN.match(source, position).group()
         raise CutSyntaxError(f"unexpected token {token!r}", text, position, _HINTS.get(token)) from None

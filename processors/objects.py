@@ -3,14 +3,17 @@
 Works on events read with coffea's ``BaseSchema`` (flat branches such as ``Electron_pt``,
 the generator's ntuples) and ``NanoAODSchema`` (collections such as ``events.Electron``),
 from ROOT TTrees, RNTuples or Parquet. Object definitions (pT and eta thresholds, the
-b-tag discriminant and working point, jet-lepton overlap removal) come from the config's
-``selection.objects`` section. A branch the config needs but the file lacks raises
+b-tag discriminant and working point, jet-lepton overlap removal, NanoAOD identification and
+isolation working points and jet ID (:mod:`processors.identification`), the MET flavour) come
+from the config's ``selection.objects`` section; the objects passing each requirement are
+counted (``Objects.cutflow``). A branch the config needs but the file lacks raises
 :class:`MissingBranchError` naming the branch and the file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import awkward as ak
 import numpy as np
@@ -18,9 +21,11 @@ import numpy as np
 from analysis.core.config import ObjectSelection
 from analysis.core.errors import UserError
 
-from .features import delta_r
+from .features import LEPTON_FIELDS, delta_r
+from .identification import apply_requirements, requirements
 
-LEPTON_FIELDS = ("pt", "eta", "phi", "mass", "charge")
+#: The lepton fields read from the input (``LEPTON_FIELDS`` less ``flavour``, set per collection).
+LEPTON_BRANCH_FIELDS = tuple(field for field in LEPTON_FIELDS if field != "flavour")
 JET_FIELDS = ("pt", "eta", "phi", "mass")
 
 
@@ -39,6 +44,8 @@ class Objects:
     jets: ak.Array  # pt, eta, phi, mass, btag; pT-ordered, overlap-removed
     met_pt: np.ndarray
     met_phi: np.ndarray
+    #: objects of the chunk passing each requirement in turn, per collection (identification.py)
+    cutflow: dict[str, dict[str, int]] = dataclass_field(default_factory=dict)
 
 
 def _source(events) -> str:
@@ -60,9 +67,10 @@ def _collection(events, collection: str, fields: tuple[str, ...]) -> ak.Array:
     return ak.zip({field: _field(events, collection, field) for field in fields})
 
 
-def _leptons(events, flavour: int, name: str, pt_min: float, abs_eta_max: float) -> ak.Array:
-    leptons = _collection(events, name, LEPTON_FIELDS)
-    leptons = leptons[(leptons.pt > pt_min) & (abs(leptons.eta) < abs_eta_max)]
+def _leptons(events, flavour: int, name: str, objects: ObjectSelection, cutflow: dict) -> ak.Array:
+    leptons = _collection(events, name, LEPTON_BRANCH_FIELDS)
+    mask, cutflow[name] = apply_requirements(requirements(events, objects, name), ak.num(leptons.pt, axis=1))
+    leptons = leptons[mask]
     return ak.with_field(leptons, ak.full_like(leptons.pt, flavour, dtype=np.int32), "flavour")
 
 
@@ -79,11 +87,11 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
     are empty (MET = 0), for inputs that do not have them (e.g. a muon-only dataset).
     """
     n_events = len(events)
-    collections = []
+    collections, cutflow = [], {}
     if objects.use_electrons:
-        collections.append(_leptons(events, 11, "Electron", objects.electron_pt_min, objects.electron_abs_eta_max))
+        collections.append(_leptons(events, 11, "Electron", objects, cutflow))
     if objects.use_muons:
-        collections.append(_leptons(events, 13, "Muon", objects.muon_pt_min, objects.muon_abs_eta_max))
+        collections.append(_leptons(events, 13, "Muon", objects, cutflow))
     if collections:
         leptons = ak.concatenate(collections, axis=1) if len(collections) > 1 else collections[0]
         leptons = leptons[ak.argsort(leptons.pt, axis=1, ascending=False)]
@@ -93,18 +101,20 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
     if objects.use_jets:
         jets = _collection(events, "Jet", JET_FIELDS)
         jets = ak.with_field(jets, _field(events, "Jet", objects.btag_branch) > objects.btag_threshold, "btag")
-        jets = jets[(jets.pt > objects.jet_pt_min) & (abs(jets.eta) < objects.jet_abs_eta_max)]
-        jets = remove_overlaps(jets, leptons, objects.jet_lepton_overlap_dr)
+        mask, cutflow["Jet"] = apply_requirements(requirements(events, objects, "Jet"), ak.num(jets.pt, axis=1))
+        jets = remove_overlaps(jets[mask], leptons, objects.jet_lepton_overlap_dr)
+        if objects.jet_lepton_overlap_dr > 0:
+            cutflow["Jet"][f"dR(jet, lepton) > {objects.jet_lepton_overlap_dr:g}"] = int(ak.sum(ak.num(jets.pt, axis=1)))
         jets = jets[ak.argsort(jets.pt, axis=1, ascending=False)]
     else:
         jets = _empty_collection(n_events, {**dict.fromkeys(JET_FIELDS, np.float64), "btag": np.bool_})
 
     if objects.use_met:
-        met_pt = ak.to_numpy(_field(events, "MET", "pt")).astype(np.float64)
-        met_phi = ak.to_numpy(_field(events, "MET", "phi")).astype(np.float64)
+        met_pt = ak.to_numpy(_field(events, objects.met_flavour, "pt")).astype(np.float64)
+        met_phi = ak.to_numpy(_field(events, objects.met_flavour, "phi")).astype(np.float64)
     else:
         met_pt = met_phi = np.zeros(n_events)
-    return Objects(leptons=leptons, jets=jets, met_pt=met_pt, met_phi=met_phi)
+    return Objects(leptons=leptons, jets=jets, met_pt=met_pt, met_phi=met_phi, cutflow=cutflow)
 
 
 def remove_overlaps(jets: ak.Array, leptons: ak.Array, min_dr: float) -> ak.Array:
@@ -130,7 +140,7 @@ def non_finite_counts(events, objects: ObjectSelection) -> dict[str, int]:
     if objects.use_jets:
         checks += [("Jet", field) for field in ("pt", "eta", "phi", "mass", objects.btag_branch)]
     if objects.use_met:
-        checks += [("MET", "pt"), ("MET", "phi")]
+        checks += [(objects.met_flavour, "pt"), (objects.met_flavour, "phi")]
     counts = {}
     for collection, field in checks:
         values = _field(events, collection, field)

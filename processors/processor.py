@@ -1,9 +1,11 @@
 """The coffea processor of the selection stage: objects -> weights -> cuts -> features -> store.
 
 ``SelectionProcessor.process(events)`` handles one chunk and returns a mergeable dict keyed by
-the chunk (dataset, file, entry range) with its cutflow and counts. Keeping chunks apart
+the chunk (dataset, file, entry range) with its cutflow, object cutflow, control histograms
+(after the preselection, every dataset: data and simulation) and counts. Keeping chunks apart
 lets the driver add them up in a fixed order, so every executor gives bit-identical
-cutflows, whatever order the chunks finished in.
+cutflows, whatever order the chunks finished in. The features written to the store are the
+config's (``features.set``, or ``features.names`` and ``features.expressions``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from coffea import processor
 
 from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
+from analysis.core.names import point_name
 from analysis.core.store import part_name, write_part
 
-from .features import FEATURE_SETS, compute_features
+from .columns import AnalysisColumns, ChunkColumns
+from .control import control_specs, fill_control, selection_histograms
 from .objects import MissingBranchError, Objects, non_finite_counts, select_objects
 from .selection import Preselection, Selection, apply_cuts
 from .weights import event_weights
@@ -59,13 +63,25 @@ def chunk_weights(events, metadata: dict, luminosity_fb: float) -> np.ndarray:
     return event_weights(gen_weight, metadata["xsec_pb"], luminosity_fb, metadata["sum_genweight"])
 
 
-def selected_features(selection: Selection, objects: Objects, feature_set: str, btag_pt_min: float) -> dict[str, np.ndarray]:
-    """The features of ``feature_set`` for the selected events (thesis ones are already computed)."""
-    if feature_set == "thesis":
-        return {name: selection.columns[name] for name in FEATURE_SETS["thesis"]}
-    rows = selection.rows
-    return compute_features(objects.leptons[rows], objects.jets[rows], objects.met_pt[rows], objects.met_phi[rows],
-                            feature_set, btag_pt_min)
+def selected_features(selection: Selection, feature_names) -> dict[str, np.ndarray]:
+    """The features ``feature_names`` of the selected events, as float64 (from the selection's
+    lazy columns: what the cuts computed already is reused)."""
+    return {name: np.asarray(selection.column(name), dtype=np.float64) for name in feature_names}
+
+
+def process_label(dataset: str, metadata: dict) -> str:
+    """Process axis label: the grid point for signal, the process (else the dataset) otherwise."""
+    if metadata.get("is_signal", False):
+        return point_name(metadata["m_slepton"], metadata["dm"])
+    return metadata.get("process", dataset)
+
+
+def feature_set_name(config: AnalysisConfig) -> str:
+    """What ``schema.json`` records as the feature set: ``set`` (``+expressions``), or ``names``."""
+    features = config.features
+    if features.names is not None:
+        return "names"
+    return features.set + ("+expressions" if features.expressions else "")
 
 
 def selected_event_numbers(events, metadata: dict, rows: np.ndarray) -> np.ndarray:
@@ -84,9 +100,11 @@ class SelectionProcessor(processor.ProcessorABC):
 
     def __init__(self, config: AnalysisConfig, store: str | None):
         self.objects = config.selection.objects
+        self.columns = AnalysisColumns.from_config(config)
         self.preselection = Preselection.from_config(config.selection)
-        self.feature_set = config.features.set
-        self.feature_names = FEATURE_SETS[self.feature_set]
+        self.feature_set = feature_set_name(config)
+        self.feature_names = self.columns.feature_names
+        self.control = control_specs(config)
         self.luminosity_fb = config.luminosity_fb
         self.store = None if store is None else str(store)
 
@@ -100,11 +118,15 @@ class SelectionProcessor(processor.ProcessorABC):
         if bad.any():
             raise InputDataError(f"{int(bad.sum())} event(s) with non-finite weight in {source}")
 
-        selection = apply_cuts(self.preselection, objects, weights)
+        columns = ChunkColumns(events, objects, self.columns, self.preselection.btag_pt_min)
+        selection = apply_cuts(self.preselection, columns, weights, events)
         n_selected = len(selection.rows)
         part = None
         if self.store is not None and n_selected > 0:
             part = self._write_part(events, metadata, objects, selection, weights)
+        control = selection_histograms(self.control)
+        fill_control(control, self.control, process_label(metadata["dataset"], metadata), columns, selection.rows,
+                     weights[selection.rows])
 
         result = {
             "dataset": metadata["dataset"],
@@ -112,11 +134,13 @@ class SelectionProcessor(processor.ProcessorABC):
             "n_selected": n_selected,
             "part": part,
             **{key: values.tolist() for key, values in selection.cutflow.items()},
+            "objects": objects.cutflow,
+            "control": control,
         }
         return {chunk_key(metadata): result}
 
     def _write_part(self, events, metadata, objects: Objects, selection: Selection, weights) -> str:
-        features = selected_features(selection, objects, self.feature_set, self.preselection.btag_pt_min)
+        features = selected_features(selection, self.feature_names)
         for name, values in features.items():
             bad = ~np.isfinite(values)
             if bad.any():

@@ -6,15 +6,18 @@ network is evaluated at each point), filled into
 
 - ``score``: split (train / validation / test) x process x grid point x score (``score_bins``
   bins on [0, 1]), ``Weight()`` storage;
-- ``control``: for a few key variables, process x grid point x test x score x variable, where
-  ``test`` says whether the event is in the test split. The same single pass therefore gives
+- ``control``: for the config's control histograms (``control`` section), process x grid point x
+  test x score x variable, where ``test`` says whether the event is in the test split. The same single pass therefore gives
   the control distributions after the preselection (sum over test and score) and above any
   score threshold of the test split (:func:`analysis.results.control.control_at_thresholds`),
   so the scan needs no second scoring pass. The process axis grows: a chunk holds only its
   own process, which keeps the per-chunk histograms small.
 
 On the process axis, signal events are labelled by their grid point (``slepton_200_40``), so
-that the scan of a point counts only its own signal; backgrounds by their process.
+that the scan of a point counts only its own signal; backgrounds by their process. Collision
+data (``is_data``) are read and counted but not scored: the scan and the ROC curves use
+simulation only, and the data's control distributions come from the selection stage
+(:mod:`processors.control`).
 
 Every histogram merges with ``+``. The processor returns each chunk's histograms under the
 chunk's key and :func:`merge_chunks` adds them in sorted key order, so the results of every
@@ -33,24 +36,19 @@ from coffea import processor
 from analysis.core.config import AnalysisConfig
 from analysis.core.names import point_name
 
+from .columns import AnalysisColumns, ChunkColumns
+from .control import ControlSpec, control_specs
 from .objects import select_objects
 from .processor import (
     chunk_key,
     chunk_weights,
+    process_label,
     selected_event_numbers,
     selected_features,
 )
 from .selection import Preselection, apply_cuts
 
 SPLITS = ("train", "validation", "test")
-
-#: Control variables: name -> (bins, low, high, axis label).
-CONTROL_VARIABLES = {
-    "mll": (30, 0.0, 300.0, r"$m_{\ell\ell}$ [GeV]"),
-    "met": (30, 200.0, 800.0, r"$E_T^{miss}$ [GeV]"),
-    "mt_lep1": (30, 0.0, 600.0, r"$m_T(\ell_1, E_T^{miss})$ [GeV]"),
-    "lep1_pt": (30, 0.0, 300.0, r"$p_T(\ell_1)$ [GeV]"),
-}
 
 _MODELS: dict[tuple, object] = {}
 
@@ -65,16 +63,10 @@ def cached_model(loader, directory: str):
     return _MODELS[key]
 
 
-def process_label(dataset: str, metadata: dict) -> str:
-    """Process axis label: the grid point for signal, the process for background."""
-    if metadata.get("is_signal", False):
-        return point_name(metadata["m_slepton"], metadata["dm"])
-    return metadata.get("process", dataset)
-
-
 def process_labels(fileset: dict) -> list[str]:
-    """Sorted process labels of every dataset of a (normalised) fileset."""
-    return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()})
+    """Sorted process labels of the simulated datasets of a (normalised) fileset (data are not scored)."""
+    return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()
+                   if not entry.get("metadata", {}).get("is_data", False)})
 
 
 def score_histogram(processes: list[str], points: list[str], n_bins: int) -> hist.Hist:
@@ -88,15 +80,14 @@ def score_histogram(processes: list[str], points: list[str], n_bins: int) -> his
     )
 
 
-def control_histogram(variable: str, points: list[str], n_score_bins: int) -> hist.Hist:
+def control_histogram(spec: ControlSpec, points: list[str], n_score_bins: int) -> hist.Hist:
     """An empty process (growing) x point x test x score x variable histogram."""
-    bins, low, high, label = CONTROL_VARIABLES[variable]
     return hist.Hist(
         hist.axis.StrCategory([], name="process", growth=True),
         hist.axis.StrCategory(points, name="point"),
         hist.axis.Boolean(name="test"),
         hist.axis.Regular(n_score_bins, 0.0, 1.0, name="score", label="classifier score"),
-        hist.axis.Regular(bins, low, high, name=variable, label=label),
+        spec.axis(),
         storage=hist.storage.Weight(),
     )
 
@@ -114,8 +105,10 @@ class ScoringProcessor(processor.ProcessorABC):
 
     def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str], model_loader):
         self.objects = config.selection.objects
+        self.columns = AnalysisColumns.from_config(config)
         self.preselection = Preselection.from_config(config.selection)
-        self.feature_set = config.features.set
+        self.feature_names = self.columns.feature_names
+        self.control = control_specs(config)
         self.luminosity_fb = config.luminosity_fb
         self.score_bins = config.scan.score_bins
         self.model_dir = str(model_dir)
@@ -128,7 +121,7 @@ class ScoringProcessor(processor.ProcessorABC):
         """The accumulator of a chunk without selected events."""
         return {
             "score": score_histogram(self.processes, self.labels, self.score_bins),
-            "control": {name: control_histogram(name, self.labels, self.score_bins) for name in CONTROL_VARIABLES},
+            "control": {spec.name: control_histogram(spec, self.labels, self.score_bins) for spec in self.control},
             "n_events": {},
             "n_scored": {},
         }
@@ -143,16 +136,20 @@ class ScoringProcessor(processor.ProcessorABC):
         output = self.empty_output()
         output["n_events"][dataset] = len(events)
 
+        if metadata.get("is_data", False):  # collision data are not scored (see the module docstring)
+            output["n_scored"][dataset] = 0
+            return output
         weights = chunk_weights(events, metadata, self.luminosity_fb)
         objects = select_objects(events, self.objects)
-        selection = apply_cuts(self.preselection, objects, weights)
+        columns = ChunkColumns(events, objects, self.columns, self.preselection.btag_pt_min)
+        selection = apply_cuts(self.preselection, columns, weights, events)
         rows = selection.rows
         output["n_scored"][dataset] = len(rows)
         if len(rows) == 0:
             return output
 
         model = cached_model(self.model_loader, self.model_dir)
-        features = selected_features(selection, objects, self.feature_set, self.preselection.btag_pt_min)
+        features = selected_features(selection, self.feature_names)
         names = list(features)
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
         scores = model.score_points(matrix, self.points, feature_names=names)  # (points, events)
@@ -162,8 +159,7 @@ class ScoringProcessor(processor.ProcessorABC):
         selected_weights = weights[rows]
         is_test = split_names == "test"
 
-        control_values = {name: selection.columns[name] if name in selection.columns else features[name]
-                          for name in output["control"]}
+        control_values = {spec.name: np.asarray(selection.column(spec.column), dtype=np.float64) for spec in self.control}
         for label, point_scores in zip(self.labels, scores):
             clipped = np.clip(point_scores, 0.0, 1.0 - 1e-7)
             output["score"].fill(split=split_names, process=process_name, point=label, score=clipped,

@@ -1,94 +1,85 @@
 """The event preselection and its weighted cutflow.
 
-Cuts are the config's ``selection.cuts``: an ordered mapping of name -> safe expression
-(``processors/expressions.py``) over *cut columns*: the thesis features (defined for every
-event, whatever its lepton count) plus a few counts that only cuts use (:data:`EXTRA_COLUMNS`).
-Applying them in order gives the cutflow: after each cut, the raw event count, the sum of
-weights, the sum of squared weights and the number of events with a negative weight.
+The steps, in order: every event of the chunk; the triggers (``selection.triggers``: at least
+one ``HLT_*`` branch true) and the event flags (``selection.flags``: every ``Flag_*`` branch
+true), each a step only when configured; then the config's ``selection.cuts``, an ordered
+mapping of name -> safe expression (``processors/expressions.py``) over the columns of
+:mod:`processors.columns`: derived columns (thesis and Baldi features, object counts), feature
+expressions and event-level input branches (``nMuon == 2``). After each step the cutflow
+records the raw event count, the sum of weights, the sum of squared weights and the number of
+events with a negative weight, so every event dropped is counted at the step that dropped it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import awkward as ak
 import numpy as np
 
 from analysis.core.config import SelectionConfig
-from analysis.core.errors import UserError
 
-from .expressions import CutExpression, parse_cut
-from .features import THESIS_FEATURES, compute_features
-from .objects import Objects
+from .columns import (
+    CHEAP_COLUMNS,
+    DERIVED_COLUMNS,
+    EXTRA_COLUMNS,
+    ChunkColumns,
+    ColumnConfigError,
+    cheap_columns,
+)
+from .columns import _parse as _parse_setting
+from .expressions import CutExpression
+from .inputs import flag_mask, trigger_mask
 
-#: Columns available to cuts besides the thesis features.
-EXTRA_COLUMNS = ("n_electron", "n_muon", "n_jet30", "ht")
-CUT_COLUMNS = (*THESIS_FEATURES, *EXTRA_COLUMNS)
+__all__ = ["CHEAP_COLUMNS", "CUT_COLUMNS", "EXTRA_COLUMNS", "FLAGS_STEP", "INITIAL_STEP", "TRIGGER_STEP", "Preselection", "Selection",
+           "SelectionConfigError", "apply_cuts", "cheap_columns"]
+
+#: Derived columns a cut may use (besides feature expressions and input branches).
+CUT_COLUMNS = DERIVED_COLUMNS
 INITIAL_STEP = "all events"
+TRIGGER_STEP = "trigger"
+FLAGS_STEP = "event flags"
 
-
-class SelectionConfigError(UserError, ValueError):
-    """A cut that cannot be applied (unknown column); the message names the cut."""
+#: A cut that cannot be applied; the message names the cut.
+SelectionConfigError = ColumnConfigError
 
 
 @dataclass(frozen=True)
 class Preselection:
-    """Parsed, validated preselection cuts in application order."""
+    """Parsed preselection: event filters and cuts in application order."""
 
     names: tuple[str, ...]
     expressions: tuple[CutExpression, ...]
     btag_pt_min: float
+    triggers: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, selection: SelectionConfig) -> "Preselection":
-        """Parse every cut once; refuse a cut over a column that does not exist."""
+    def from_config(cls, selection: SelectionConfig) -> Preselection:
+        """Parse every cut once (a syntax error names the cut). A name that is neither a derived
+        column nor a feature expression is an input branch
+        (:attr:`processors.columns.AnalysisColumns.branches`), checked in every file."""
         names, expressions = [], []
         for name, text in selection.cuts.items():
-            expression = parse_cut(text)
-            unknown = sorted(expression.columns - set(CUT_COLUMNS))
-            if unknown:
-                raise SelectionConfigError(
-                    f"selection.cuts.{name}: {text!r} uses unknown column(s) {unknown}; "
-                    f"available: {', '.join(CUT_COLUMNS)}"
-                )
             names.append(name)
-            expressions.append(expression)
-        return cls(tuple(names), tuple(expressions), selection.objects.bjet_pt_min)
+            expressions.append(_parse_setting(text, f"selection.cuts.{name}"))
+        return cls(tuple(names), tuple(expressions), selection.objects.bjet_pt_min, tuple(selection.triggers),
+                   tuple(selection.flags))
 
     @property
     def steps(self) -> tuple[str, ...]:
-        """Cutflow row names: the initial count, then one row per cut."""
-        return (INITIAL_STEP, *self.names)
+        """Cutflow row names: the initial count, the event filters in use, then one row per cut."""
+        filters = ((TRIGGER_STEP,) if self.triggers else ()) + ((FLAGS_STEP,) if self.flags else ())
+        return (INITIAL_STEP, *filters, *self.names)
 
-
-def cheap_columns(objects: Objects) -> dict[str, np.ndarray]:
-    """Columns computed for every event of a chunk: object counts, MET, HT (no pairings)."""
-    flavour = objects.leptons.flavour
-    jets = objects.jets
-
-    def count(values) -> np.ndarray:
-        return ak.to_numpy(values).astype(np.float64)
-
-    return {
-        "n_lepton": count(ak.num(flavour, axis=1)),
-        "n_electron": count(ak.sum(flavour == 11, axis=1)),
-        "n_muon": count(ak.sum(flavour == 13, axis=1)),
-        "n_jet": count(ak.num(jets.pt, axis=1)),
-        "n_jet30": count(ak.sum(jets.pt > 30.0, axis=1)),
-        "met": np.asarray(objects.met_pt, dtype=np.float64),
-        "ht": count(ak.sum(jets.pt, axis=1)),
-    }
-
-
-def cut_columns(objects: Objects, btag_pt_min: float) -> dict[str, np.ndarray]:
-    """Every column a cut may use (the thesis features and :data:`EXTRA_COLUMNS`), per event."""
-    columns = compute_features(objects.leptons, objects.jets, objects.met_pt, objects.met_phi, "thesis", btag_pt_min)
-    columns.update(cheap_columns(objects))
-    return columns
-
-
-def _subset(objects: Objects, rows: np.ndarray) -> Objects:
-    return Objects(objects.leptons[rows], objects.jets[rows], objects.met_pt[rows], objects.met_phi[rows])
+    def describe(self) -> list[str]:
+        """The event filters and cuts in force, one line each (logged at the start of a run)."""
+        lines = []
+        if self.triggers:
+            lines.append(f"trigger: {' or '.join(self.triggers)}")
+        if self.flags:
+            lines.append(f"event flags: {' and '.join(self.flags)}")
+        lines += [f"cut {name}: {expression.text}" for name, expression in zip(self.names, self.expressions)]
+        return lines or ["no event selection: every event is kept"]
 
 
 @dataclass
@@ -97,42 +88,39 @@ class Selection:
 
     rows: np.ndarray  # indices of the selected events in the chunk
     cutflow: dict[str, np.ndarray]  # raw / sumw / sumw2 / negative, one entry per step
-    columns: dict[str, np.ndarray]  # every cut column, for the selected events only
+    columns: ChunkColumns  # every column, lazily; ``columns.get(name, rows)``
+
+    def column(self, name: str) -> np.ndarray:
+        """Column ``name`` of the selected events."""
+        return self.columns.get(name, self.rows)
 
 
-def apply_cuts(preselection: Preselection, objects: Objects, weights: np.ndarray) -> Selection:
-    """Apply the cuts in order and record the cutflow of this chunk.
+def apply_cuts(preselection: Preselection, columns: ChunkColumns, weights: np.ndarray, events=None) -> Selection:
+    """Apply the event filters (on ``events``) and the cuts in order; record the chunk's cutflow.
 
-    Columns are computed lazily: :func:`cheap_columns` for every event, the full set of cut
-    columns only when a cut first needs one, and then only for the events still selected at
-    that point (after a MET or lepton-count cut, a few per cent of the chunk). The cutflow
-    has one entry per step (:attr:`Preselection.steps`): ``raw`` (events), ``sumw``, ``sumw2``
-    and ``negative`` (events with weight < 0).
+    Columns come from ``columns`` (:class:`~processors.columns.ChunkColumns`): the cheap ones and
+    input branches for every event, the others only once a cut needs them, for the events still
+    selected then (after a MET or lepton-count cut, a few per cent of the chunk). The cutflow has
+    one entry per step (:attr:`Preselection.steps`): ``raw`` (events), ``sumw``, ``sumw2`` and
+    ``negative`` (events with weight < 0).
     """
-    cheap = cheap_columns(objects)
     alive = np.arange(len(weights))
     steps = [alive]
-    full, full_rows = None, None
-    for expression in preselection.expressions:
-        if full is None and not expression.columns <= cheap.keys():
-            full_rows = alive
-            full = cut_columns(_subset(objects, alive), preselection.btag_pt_min)
-        if full is None:
-            columns = {name: cheap[name][alive] for name in expression.columns}
-        else:
-            position = np.searchsorted(full_rows, alive)
-            columns = {name: full[name][position] for name in expression.columns}
-        alive = alive[expression.evaluate(columns)]
+    if preselection.triggers:
+        alive = alive[trigger_mask(events, preselection.triggers)[alive]]
         steps.append(alive)
-
-    if full is None:
-        full_rows, full = alive, cut_columns(_subset(objects, alive), preselection.btag_pt_min)
-    position = np.searchsorted(full_rows, alive)
-    selected_columns = {name: values[position] for name, values in full.items()}
+    if preselection.flags:
+        alive = alive[flag_mask(events, preselection.flags)[alive]]
+        steps.append(alive)
+    for expression in preselection.expressions:
+        mask = np.broadcast_to(expression.evaluate(columns.view(alive)), alive.shape)
+        alive = alive[mask]
+        steps.append(alive)
     cutflow = {
         "raw": np.array([len(rows) for rows in steps], dtype=np.int64),
         "sumw": np.array([np.sum(weights[rows]) for rows in steps]),
         "sumw2": np.array([np.sum(weights[rows] ** 2) for rows in steps]),
         "negative": np.array([np.count_nonzero(weights[rows] < 0) for rows in steps], dtype=np.int64),
     }
-    return Selection(alive, cutflow, selected_columns)
+    return Selection(alive, cutflow, columns)
+

@@ -386,7 +386,7 @@ def test_super_razor_matches_an_explicit_boost_chain_with_the_vector_library():
 def test_baldi_features_of_the_boosted_slepton_pair():
     # Same event as above, through compute_features: m_r = E1 + E2 = 162.5 (eta 0),
     # M_TR = sqrt((51.539*162.5 - (12.5*137.5 - 50*50)) / 2) = sqrt((8375.15 + 781.25)/2) = 67.665
-    pt1, eta1, phi1, pt2, eta2, phi2, met, met_phi = _boosted_slepton_pair(0.0)
+    pt1, _eta1, phi1, pt2, _eta2, phi2, met, met_phi = _boosted_slepton_pair(0.0)
     leptons = leptons_of([(pt1[0], 0.0, phi1[0], 0.0, -1, 13), (pt2[0], 0.0, phi2[0], 0.0, +1, 13)])
     features = compute_features(leptons, jets_of([]), met, met_phi, feature_set="baldi")
     m_tr = math.sqrt((math.hypot(12.5, 50.0) * 162.5 - (12.5 * 137.5 - 50.0 * 50.0)) / 2)
@@ -468,3 +468,48 @@ def test_inputs_with_missing_fields_or_lengths_are_rejected_by_name():
         compute_features(leptons, jets, EVENT_MET, EVENT_MET_PHI[:2])
     with pytest.raises(ValueError, match="met_pt"):
         compute_features(leptons, jets, arr(80.0, np.nan, 10.0), EVENT_MET_PHI)
+
+
+# --------------------------------------------------------------------------------------
+# Four-vector library and object access
+# --------------------------------------------------------------------------------------
+
+
+def test_delta_phi_and_delta_r_are_the_vector_library_definitions():
+    vector = pytest.importorskip("vector")
+    rng = np.random.default_rng(5)
+    eta1, eta2 = rng.uniform(-2.5, 2.5, 200), rng.uniform(-2.5, 2.5, 200)
+    phi1, phi2 = rng.uniform(-PI, PI, 200), rng.uniform(-PI, PI, 200)
+    one = vector.array({"pt": np.full(200, 30.0), "eta": eta1, "phi": phi1, "mass": np.zeros(200)})
+    two = vector.array({"pt": np.full(200, 50.0), "eta": eta2, "phi": phi2, "mass": np.zeros(200)})
+    np.testing.assert_allclose(delta_phi(phi1, phi2), one.deltaphi(two), atol=1e-12)
+    np.testing.assert_allclose(delta_r(eta1, phi1, eta2, phi2), one.deltaR(two), atol=1e-12)
+
+
+def test_leading_leptons_of_filtered_and_sliced_collections():
+    # Objects come cut and sliced (a pT cut, then the events still selected): the leading
+    # leptons must be read through the jagged structure, not from the unfiltered contents.
+    leptons = leptons_of(
+        [(5.0, 0.1, 0.2, 0.0, 1, 11), (60.0, 0.5, 0.0, 0.0, -1, 13), (40.0, -0.5, 1.0, 0.0, 1, 13)],
+        [(8.0, 0.0, 0.0, 0.0, 1, 11)],
+        [(70.0, 1.0, 2.0, 0.1057, -1, 13), (30.0, -1.0, -2.0, 0.000511, 1, 11)],
+    )
+    selected = leptons[leptons.pt > 10.0][[0, 2]]  # event 1 is left without leptons, then dropped
+    jets = jets_of([], [])
+    features = compute_features(selected, jets, arr(50.0, 50.0), arr(0.0, 0.0), feature_set="thesis")
+    np.testing.assert_array_equal(features["lep1_pt"], [60.0, 70.0])
+    np.testing.assert_array_equal(features["lep2_pt"], [40.0, 30.0])
+    np.testing.assert_array_equal(features["lep2_flavour"], [13, 11])
+    np.testing.assert_array_equal(features["lep1_charge"], [-1, -1])
+    np.testing.assert_array_equal(features["n_lepton"], [2, 2])
+    # massless event 0: m^2 = 2*60*40*(cosh 1 - cos 1) = 4800*(1.5430806 - 0.5403023) = 4813.336
+    np.testing.assert_allclose(features["mll"][0], math.sqrt(4800 * (math.cosh(1.0) - math.cos(1.0))), rtol=1e-12)
+
+
+def test_all_features_equal_the_two_sets_computed_separately():
+    leptons, jets = leptons_of(*EVENT_LEPTONS), jets_of(*EVENT_JETS)
+    together = compute_features(leptons, jets, EVENT_MET, EVENT_MET_PHI, feature_set="all")
+    thesis = compute_features(leptons, jets, EVENT_MET, EVENT_MET_PHI, feature_set="thesis")
+    baldi = compute_features(leptons, jets, EVENT_MET, EVENT_MET_PHI, feature_set="baldi")
+    for name, values in {**thesis, **baldi}.items():
+        np.testing.assert_array_equal(together[name], values, err_msg=name)
