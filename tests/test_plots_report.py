@@ -15,7 +15,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from analysis.results import plots
 from analysis.core.config import ScanConfig, default_config
 from analysis.core.provenance import (
     PACKAGES,
@@ -23,7 +22,13 @@ from analysis.core.provenance import (
     git_state,
     package_versions,
 )
-from analysis.core.statistics import binned_ks_statistic, binned_roc, weighted_roc_auc, weighted_roc_curve
+from analysis.core.statistics import (
+    binned_ks_statistic,
+    binned_roc,
+    weighted_roc_auc,
+    weighted_roc_curve,
+)
+from analysis.results import plots
 from analysis.results.html import render_html, to_json_safe, write_report
 from analysis.results.plots import confusion_matrix, row_fractions
 from analysis.results.scan import scan_points
@@ -216,7 +221,7 @@ def test_confusion_matrix_counts_bins_from_the_threshold_edge():
 
 def test_confusion_matrix_of_a_hand_built_histogram():
     histogram = score_histogram(processes=["WW", "ttbar", "slepton_200_40"], points=["slepton_200_40"])
-    fill = dict(split="test", point="slepton_200_40")
+    fill = {"split": "test", "point": "slepton_200_40"}
     histogram.fill(**fill, process="slepton_200_40", score=[0.75, 0.25], weight=[2.0, 1.0])
     histogram.fill(**fill, process="WW", score=[0.25, 0.6], weight=[3.0, 0.25])
     histogram.fill(**fill, process="ttbar", score=[0.85, 0.45], weight=[0.5, 4.0])

@@ -6,7 +6,12 @@
   evaluated in float64 without catastrophic cancellation.
 * :func:`threshold_scan` -- cumulative yields above each lower bin edge of a weighted
   classifier-score histogram and the significance of cutting there, optionally for a
-  whole grid of signal points at once; the best threshold per grid point.
+  whole grid of signal points at once; the best threshold per grid point; the background's
+  effective sample size above each threshold and Z's MC-statistical spread.
+* :func:`effective_sample_size` -- (sum w)^2 / sum w^2, the number of unweighted events
+  with the same relative statistical precision.
+* :func:`significance_mc_error` -- the MC-statistical spread of Z from the sums of squared
+  weights of s and b (linear propagation).
 * :func:`binned_roc` -- the weighted ROC curve and AUC of binned signal and background
   score distributions; :func:`weighted_roc_curve` / :func:`weighted_roc_auc` -- the same
   from per-event scores (binned on their distinct values, so one code path serves both).
@@ -33,6 +38,8 @@ __all__ = [
     "asimov_significance",
     "binned_ks_statistic",
     "binned_roc",
+    "effective_sample_size",
+    "significance_mc_error",
     "threshold_scan",
     "weighted_roc_auc",
     "weighted_roc_curve",
@@ -169,6 +176,11 @@ class ScanResult:
             **-1** when no threshold is valid.
         best_threshold: ``thresholds[best_index]``; **NaN** when none is valid.
         best_z: the highest valid Z; **NaN** when none is valid.
+        b_sumw2: cumulative sum of squared background weights above each threshold
+            (NaN when ``background_sumw2`` was not given).
+        background_ess: the background's effective sample size b^2 / b_sumw2 above each threshold.
+        z_mc_error: MC-statistical spread of Z (:func:`significance_mc_error`); NaN where
+            Z is NaN or the sums of squared weights were not given.
     """
 
     thresholds: np.ndarray
@@ -180,6 +192,9 @@ class ScanResult:
     best_index: Any
     best_threshold: Any
     best_z: Any
+    b_sumw2: np.ndarray | None = None
+    background_ess: np.ndarray | None = None
+    z_mc_error: np.ndarray | None = None
 
 
 def _cumulative_above(counts: np.ndarray) -> np.ndarray:
@@ -231,6 +246,7 @@ def threshold_scan(
     include_mc_stat: bool = False,
     min_signal: float = 3.0,
     min_background: float = 3.0,
+    min_background_ess: float = 0.0,
 ) -> ScanResult:
     """Scan the lower threshold t on a classifier score and compute Z at each.
 
@@ -249,10 +265,13 @@ def threshold_scan(
       sigma_b = sqrt((rel * b)^2 + sum_{j >= i} background_sumw2[..., j]);
     * Z = :func:`asimov_significance` (s, b, sigma_b) (ATL-PHYS-PUB-2020-025, Eq. 1).
 
-    A threshold is **invalid** when s < ``min_signal`` or b < ``min_background`` (or Z is
-    not finite, e.g. b <= 0); its Z is set to NaN.  The best threshold maximises Z
-    over valid thresholds (the lowest one on ties); when none is valid, ``best_index``
-    is -1 and ``best_threshold`` and ``best_z`` are NaN.
+    A threshold is **invalid** when s < ``min_signal`` or b < ``min_background``, when the
+    background's effective sample size above it, b^2 / sum w^2, is below
+    ``min_background_ess`` (needs ``background_sumw2``), or when Z is not finite (e.g.
+    b <= 0); its Z is set to NaN.  The best threshold maximises Z over valid thresholds
+    (the lowest one on ties); when none is valid, ``best_index`` is -1 and
+    ``best_threshold`` and ``best_z`` are NaN.  With both sums of squared weights given,
+    ``z_mc_error`` is Z's MC-statistical spread at every valid threshold.
     """
     edges = _check_edges(edges)
     nbins = edges.size - 1
@@ -269,16 +288,30 @@ def threshold_scan(
     s = np.broadcast_to(_cumulative_above(signal), shape)
     b = np.broadcast_to(_cumulative_above(background), shape)
     sigma_b = relative_bkg_uncertainty * b
-    if include_mc_stat:
-        if background_sumw2 is None:
-            raise ValueError("include_mc_stat=True needs background_sumw2")
+    if include_mc_stat and background_sumw2 is None:
+        raise ValueError("include_mc_stat=True needs background_sumw2")
+    if min_background_ess > 0 and background_sumw2 is None:
+        raise ValueError("min_background_ess > 0 needs background_sumw2")
+    b_sumw2 = None
+    if background_sumw2 is not None:
         sumw2 = _histogram_array("background_sumw2", background_sumw2, nbins)
-        sigma_b = np.sqrt(sigma_b**2 + np.clip(_cumulative_above(sumw2), 0.0, None))
+        b_sumw2 = np.broadcast_to(np.clip(_cumulative_above(sumw2), 0.0, None), shape)
+    if include_mc_stat:
+        sigma_b = np.sqrt(sigma_b**2 + b_sumw2)
     sigma_b = np.broadcast_to(sigma_b, shape)
 
     z = asimov_significance(s, b, sigma_b)
     valid = (s >= min_signal) & (b >= min_background) & np.isfinite(z)
+    ess = None
+    if b_sumw2 is not None:
+        ess = effective_sample_size(b, b_sumw2)
+        valid &= ess >= min_background_ess
     z = np.where(valid, z, np.nan)
+    z_error = np.full(shape, np.nan)
+    if b_sumw2 is not None and signal_sumw2 is not None:
+        s_sumw2 = np.broadcast_to(_cumulative_above(_histogram_array("signal_sumw2", signal_sumw2, nbins)), shape)
+        z_error = significance_mc_error(s, s_sumw2, b, b_sumw2, relative_bkg_uncertainty, include_mc_stat)
+        z_error = np.where(valid, z_error, np.nan)
     best_index, best_threshold, best_z = _best(z, valid, edges[:-1])
     return ScanResult(
         thresholds=edges[:-1].copy(),
@@ -290,7 +323,58 @@ def threshold_scan(
         best_index=best_index,
         best_threshold=best_threshold,
         best_z=best_z,
+        b_sumw2=None if b_sumw2 is None else np.array(b_sumw2),
+        background_ess=None if ess is None else np.array(ess),
+        z_mc_error=z_error,
     )
+
+
+def effective_sample_size(sumw: Any, sumw2: Any) -> Any:
+    """Kish's effective sample size (sum w)^2 / sum w^2, elementwise; 0 where sum w^2 == 0.
+
+    The number of unweighted events that would give the same relative statistical
+    uncertainty sqrt(sum w^2) / sum w as the weighted sample.
+
+    >>> float(effective_sample_size(10.0, 10.0)), float(effective_sample_size(10.0, 25.0))
+    (10.0, 4.0)
+    """
+    sumw, sumw2 = np.broadcast_arrays(np.asarray(sumw, dtype=np.float64), np.asarray(sumw2, dtype=np.float64))
+    positive = sumw2 > 0
+    ess = np.where(positive, np.square(sumw) / np.where(positive, sumw2, 1.0), 0.0)
+    return ess[()] if ess.ndim == 0 else ess
+
+
+def significance_mc_error(s: Any, s_sumw2: Any, b: Any, b_sumw2: Any, relative_bkg_uncertainty: float = 0.0,
+                          include_mc_stat: bool = False) -> Any:
+    """MC-statistical spread of Z = :func:`asimov_significance` (s, b, sigma_b), propagated:
+
+    sigma_Z^2 = (dZ/ds)^2 sum w_s^2 + (dZ/db)^2 sum w_b^2,
+
+    with sigma_b = rel x b, or sqrt((rel x b)^2 + sum w_b^2) with ``include_mc_stat`` (held
+    fixed in the derivatives). The derivatives are central differences (relative step
+    1e-5). The spread of simulated yields, not of a measurement: it says how much Z could
+    move with another set of simulated events. NaN where Z is NaN.
+
+    For sigma_b = 0 and s << b, Z ~ s / sqrt(b) and sigma_Z^2 ~ sum w_s^2 / b + s^2 sum w_b^2 / (4 b^3):
+
+    >>> round(float(significance_mc_error(1.0, 0.01, 1.0e4, 1.0e2)), 6)
+    0.001
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (s, s_sumw2, b, b_sumw2)))
+    s, s_sumw2, b, b_sumw2 = arrays
+    extra = b_sumw2 if include_mc_stat else np.zeros_like(b)
+
+    def z_of(signal, background):
+        return asimov_significance(signal, background, np.sqrt((relative_bkg_uncertainty * background) ** 2 + extra))
+
+    h_s = 1e-5 * np.maximum(np.abs(s), 1e-12)
+    h_b = 1e-5 * np.maximum(np.abs(b), 1e-12)
+    with np.errstate(invalid="ignore"):
+        dz_ds = (z_of(s + h_s, b) - z_of(np.maximum(s - h_s, 0.0), b)) / (h_s + np.minimum(h_s, s))
+        dz_db = (z_of(s, b + h_b) - z_of(s, b - h_b)) / (2 * h_b)
+    error = np.sqrt(dz_ds**2 * np.clip(s_sumw2, 0, None) + dz_db**2 * np.clip(b_sumw2, 0, None))
+    error = np.where(np.isfinite(z_of(s, b)), error, np.nan)
+    return error[()] if error.ndim == 0 else error
 
 
 # ------------------------------------------------------------------ ROC and KS

@@ -113,17 +113,20 @@ def _as_number(text: str) -> float:
 def _scan_table(scan: Mapping, aucs: Mapping) -> dict:
     """Overview numbers and the grid-point table of a ``ScanSummary.to_json()`` dict."""
     overview = {key: scan[key] for key in ("split", "luminosity_fb", "relative_background_uncertainty",
+                                           "include_mc_stat_uncertainty", "min_background_ess",
                                            "standard_threshold") if key in scan}
     projection = scan.get("z_vs_luminosity") or {}
     luminosities = sorted({lumi for values in projection.values() for lumi in values}, key=_as_number)
-    header = ["grid point", "m(slepton) [GeV]", "dm [GeV]", "best threshold", "best Z", "Z at standard threshold"]
+    header = ["grid point", "m(slepton) [GeV]", "dm [GeV]", "best threshold", "best Z", "MC spread of best Z",
+              "background ESS at best", "Z at standard threshold", "minimums (yields, background ESS)"]
     header += ["ROC AUC (test split)"] if aucs else []
     header += [f"Z at {lumi} fb^-1 (standard threshold)" for lumi in luminosities]
     rows = []
     for point in scan.get("points", []):
         label = point.get("label")
         row = [label, point.get("m_slepton"), point.get("dm"), point.get("best_threshold"),
-               point.get("best_z"), point.get("z_at_standard")]
+               point.get("best_z"), point.get("best_z_mc_error"), point.get("background_ess_at_best"),
+               point.get("z_at_standard"), "passed" if point.get("status", "ok") == "ok" else f"FAILED: {point['status']}"]
         row += [aucs.get(label)] if aucs else []
         row += [projection.get(label, {}).get(lumi) for lumi in luminosities]
         rows.append(row)

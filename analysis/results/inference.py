@@ -95,16 +95,38 @@ def cls_at(model, data, mu: float = 1.0) -> tuple[float, list[float]]:
     return float(observed), [float(value) for value in expected]
 
 
-def upper_limits(model, data, rtol: float = LIMIT_RTOL) -> tuple[float, list[float]]:
+def limit_bracket(model, data, start: float = 1.0, cls_at_start: list[float] | None = None) -> float:
+    """The smallest ``start * 2**k`` (capped at the upper POI bound) where every band has CLs <= 0.05.
+
+    ``cls_at_start``: the observed and expected CLs at ``start`` when already known. Fits at a
+    signal strength far above the limit are hard (the nuisances run to their bounds), so the
+    bracket grows from ``start`` instead of starting at the POI bound. Raises
+    :class:`LimitOutOfRange` when even the upper POI bound leaves a band above 0.05.
+    """
+    high = model.config.suggested_bounds()[model.config.poi_index][1]
+    mu = min(start, high)
+    values = cls_at_start if cls_at_start is not None and mu == start else None
+    while True:
+        if values is None:
+            observed, expected = cls_at(model, data, mu)
+            values = [observed, *expected]
+        if max(values) <= CLS_LEVEL:
+            return mu
+        if mu >= high:
+            raise LimitOutOfRange(f"CLs at the upper POI bound mu = {high:g} is {max(values):.3g} > "
+                                  f"{CLS_LEVEL}: the 95% CL limit lies above fit.poi_bounds")
+        mu, values = min(2.0 * mu, high), None
+
+
+def upper_limits(model, data, rtol: float = LIMIT_RTOL, cls_at_one: list[float] | None = None) -> tuple[float, list[float]]:
     """Observed and expected (-2..+2 sigma) 95% CL upper limits on mu (CLs, qtilde).
 
-    Raises :class:`LimitOutOfRange` when some band still has CLs > 0.05 at the upper POI bound.
+    pyhf's TOMS 748 root finding (``pyhf.infer.intervals.upper_limits.toms748_scan``) between the
+    lower POI bound and :func:`limit_bracket`. Raises :class:`LimitOutOfRange` when the upper POI
+    bound does not bracket every band.
     """
-    low, high = model.config.suggested_bounds()[model.config.poi_index]
-    observed, expected = cls_at(model, data, high)
-    if max([observed, *expected]) > CLS_LEVEL:
-        raise LimitOutOfRange(f"CLs at the upper POI bound mu = {high:g} is {max([observed, *expected]):.3g} > "
-                              f"{CLS_LEVEL}: the 95% CL limit lies above fit.poi_bounds")
+    low = model.config.suggested_bounds()[model.config.poi_index][0]
+    high = limit_bracket(model, data, 1.0, cls_at_one)
     observed_limit, expected_limits = pyhf.infer.intervals.upper_limits.toms748_scan(
         data, model, low, high, level=CLS_LEVEL, rtol=rtol, test_stat="qtilde")
     return float(observed_limit), [float(value) for value in expected_limits]
@@ -129,7 +151,7 @@ def _compute(record: FitPoint, binned: PointInputs, spec: dict, settings: FitSet
     record.expected_z = discovery_significance(model, asimov_data(model, 1.0))
     cls_observed, cls_expected = cls_at(model, data, 1.0)
     record.cls_mu1_workspace = {"CLs_obs": cls_observed, "CLs_exp": cls_expected}
-    observed_limit, record.expected_limit = upper_limits(model, data)
+    observed_limit, record.expected_limit = upper_limits(model, data, cls_at_one=[cls_observed, *cls_expected])
     if record.has_data:
         record.observed_z = discovery_significance(model, data)
         record.observed_limit = observed_limit

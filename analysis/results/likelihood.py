@@ -57,6 +57,7 @@ class FitSettings:
     """The plain values a fit needs (picklable, sent to every Dask task)."""
 
     min_background_ess: float = 10.0
+    max_bins: int | None = 10
     relative_background_uncertainty: float = 0.3
     background_uncertainty: str = "total"
     mc_stat_uncertainty: bool = True
@@ -78,7 +79,7 @@ class FitSettings:
         if fit.background_uncertainty == "total" and relative >= 1:
             raise UserError(f"fit: a relative background uncertainty of {relative} (scan.relative_background_uncertainty) "
                             "would make the background negative at -1 sigma; set fit.relative_background_uncertainty < 1")
-        return cls(fit.min_background_ess, float(relative), fit.background_uncertainty, fit.mc_stat_uncertainty,
+        return cls(fit.min_background_ess, fit.max_bins, float(relative), fit.background_uncertainty, fit.mc_stat_uncertainty,
                    fit.signal_xsec_uncertainty, tuple(sorted(fit.process_normalisation_uncertainties.items())),
                    tuple(fit.poi_bounds), fit.backend, fit.max_iterations, config.luminosity_fb,
                    tuple(config.scan.luminosities_fb))
@@ -161,24 +162,28 @@ def effective_sample_size(sumw, sumw2) -> np.ndarray:
     return np.where(sumw2 > 0, sumw**2 / safe, 0.0)
 
 
-def ess_binning(background, background_sumw2, min_ess: float) -> np.ndarray:
+def ess_binning(background, background_sumw2, min_ess: float, max_bins: int | None = None) -> np.ndarray:
     """Bin boundaries (indices into the score edges) after merging from the high-score end.
 
     Walking down from the highest bin, bins are added to the current group until its total
     background is > 0 and its ESS >= ``min_ess``; the group is then closed. What is left at
     the low end is merged into the last closed group (or is the only group if none closed).
-    ``min_ess = 0`` keeps the bins as they are. Returns increasing indices from 0 to nbins.
+    ``min_ess = 0`` keeps the bins as they are. With ``max_bins``, everything below the
+    ``max_bins - 1`` highest groups becomes one low-score bin (where the signal is small, more
+    bins add nuisance parameters, not sensitivity). Returns increasing indices from 0 to nbins.
 
     >>> ess_binning([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], 2).tolist()
     [0, 2, 4]
     >>> ess_binning([5.0, 1.0, 0.0], [1.0, 1.0, 0.0], 2).tolist()
     [0, 3]
+    >>> ess_binning([1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], 1, max_bins=2).tolist()
+    [0, 3, 4]
     """
     background = np.asarray(background, dtype=float)
     sumw2 = np.asarray(background_sumw2, dtype=float)
     n = background.size
     if min_ess <= 0:
-        return np.arange(n + 1)
+        return _at_most(np.arange(n + 1), max_bins)
     cuts = [n]
     total = total_w2 = 0.0
     for index in range(n - 1, -1, -1):  # one step per score bin, not per event
@@ -192,7 +197,14 @@ def ess_binning(background, background_sumw2, min_ess: float) -> np.ndarray:
             cuts[-1] = 0
         else:
             cuts.append(0)
-    return np.asarray(cuts[::-1])
+    return _at_most(np.asarray(cuts[::-1]), max_bins)
+
+
+def _at_most(boundaries: np.ndarray, max_bins: int | None) -> np.ndarray:
+    """Merge the lowest groups into one so that at most ``max_bins`` remain."""
+    if max_bins is None or boundaries.size - 1 <= max_bins:
+        return boundaries
+    return np.concatenate(([0], boundaries[boundaries.size - max_bins:]))
 
 
 def rebin(inputs: PointInputs, boundaries) -> PointInputs:
@@ -334,7 +346,8 @@ def prepare_point(inputs: PointInputs, settings: FitSettings) -> tuple[PointInpu
 
     Raises :class:`FitInputError` for bad input; the record then carries nothing.
     """
-    boundaries = ess_binning(inputs.background, inputs.background_sumw2, settings.min_background_ess)
+    boundaries = ess_binning(inputs.background, inputs.background_sumw2, settings.min_background_ess,
+                             settings.max_bins)
     binned = rebin(inputs, boundaries)
     check_inputs(binned, settings.min_background_ess)
     record = FitPoint(binned.label, binned.m_slepton, binned.dm, has_data=binned.data is not None,

@@ -11,7 +11,9 @@ one figure in the mplhep ATLAS style, writes it as a PNG and returns the path:
 * :func:`plot_significance_scan` -- Z vs threshold with the optimal threshold marked;
 * :func:`plot_sensitivity_contour` -- Z over (m(slepton), dm) with the 2, 3, 5 sigma contours;
 * :func:`plot_control_distribution` / :func:`plot_control_distributions` -- control variables
-  before and after the score cut.
+  before and after the score cut;
+* :func:`plot_data_mc` / :func:`plot_data_mc_all` -- control histograms after the preselection:
+  data over the stacked simulation with a data/MC ratio panel (:mod:`.datamc`).
 
 :func:`make_all_plots` draws them all into one folder for the report. The modules:
 :mod:`.score` (score histogram: ROC, shapes, confusion matrix, overtraining, training curves,
@@ -32,7 +34,13 @@ import numpy as np
 from analysis.results.scan import ScanSummary
 
 from .control import plot_control_distribution, plot_control_distributions
-from .scan import Z_LEVELS, best_points, plot_sensitivity_contour, plot_significance_scan
+from .datamc import control_statistics, plot_data_mc, plot_data_mc_all
+from .scan import (
+    Z_LEVELS,
+    best_points,
+    plot_sensitivity_contour,
+    plot_significance_scan,
+)
 from .score import (
     class_counts,
     confusion_matrix,
@@ -51,11 +59,14 @@ __all__ = [
     "Z_LEVELS",
     "class_counts",
     "confusion_matrix",
+    "control_statistics",
     "make_all_plots",
     "overtraining_ks",
     "plot_confusion_matrix",
     "plot_control_distribution",
     "plot_control_distributions",
+    "plot_data_mc",
+    "plot_data_mc_all",
     "plot_overtraining",
     "plot_roc",
     "plot_score_distributions",

@@ -84,8 +84,9 @@ def plot_sensitivity_contour(summary: ScanSummary, path: str | Path, which: str 
     """Z (``which``: ``best_z`` or ``z_at_standard``) over the (m(slepton), dm) plane.
 
     Filled colours from :func:`analysis.results.scan.sensitivity_map`, the 2, 3 and 5 sigma contours
-    that the map reaches (labelled), and every grid point marked with its Z. With fewer than
-    three usable points only the points are drawn.
+    that the map reaches (labelled), and every grid point marked with its Z +- MC spread; a point
+    that fails the minimums (yields, background ESS) is a red cross and the map is blank around
+    it. With fewer than three usable points only the points are drawn.
     """
     interpolated = _interpolated_map(summary, which)
     with style():
@@ -94,11 +95,24 @@ def plot_sensitivity_contour(summary: ScanSummary, path: str | Path, which: str 
             _draw_contours(figure, ax, *interpolated)
         else:
             note(ax, "too few grid points with a finite Z to interpolate")
+        failed = False
         for point in summary.points:
             z = getattr(point, which)
+            if getattr(point, "status", "ok") != "ok" or not np.isfinite(z):
+                # Fails the minimum yields or the background ESS minimum: no Z, no contour through it.
+                failed = True
+                ax.plot(point.m_slepton, point.dm, marker="x", color="red", markersize=8, markeredgewidth=2)
+                ax.annotate("fails min.", (point.m_slepton, point.dm), textcoords="offset points", xytext=(4, 4),
+                            fontsize="x-small", color="red")
+                continue
             ax.plot(point.m_slepton, point.dm, marker="o", color="black", markersize=5)
-            ax.annotate(f"{z:.2f}" if np.isfinite(z) else "n/a", (point.m_slepton, point.dm),
-                        textcoords="offset points", xytext=(4, 4), fontsize="x-small", color="black")
+            error = getattr(point, "best_z_mc_error" if which == "best_z" else "z_at_standard_mc_error", float("nan"))
+            text = f"{z:.2f}" + (f"$\\pm${error:.2f}" if np.isfinite(error) else "")
+            ax.annotate(text, (point.m_slepton, point.dm), textcoords="offset points", xytext=(4, 4),
+                        fontsize="x-small", color="black")
+        if failed:
+            ax.text(0.01, 0.01, "x: fails the minimum yields or background ESS", transform=ax.transAxes,
+                    fontsize="x-small", color="red", ha="left", va="bottom")
         if summary.points:
             _pad_limits(ax, [p.m_slepton for p in summary.points], [p.dm for p in summary.points])
         ax.set_xlabel(r"$m(\tilde{\ell})$ [GeV]")
