@@ -40,12 +40,17 @@ from pathlib import Path
 
 import htcondor2
 import yaml
+from dask.utils import parse_bytes
 from htcondor2 import dags
 
+from analysis.core.condor import transfer_directives, worker_environment
 from analysis.core.config import AnalysisConfig, ClusterConfig
 from analysis.core.errors import UserError
+from analysis.core.fileset import file_format, load_fileset
 
 from .batch import CHUNK_STEPS, MERGE_STEPS, STEPS, chunk_node_name
+from .plan import file_chunk_ranges, file_entries
+from .samples import jobs_from_config
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +80,16 @@ class DagError(UserError, ValueError):
 
 
 # -- values written into the files --------------------------------------------------------------
+def _shown(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 def one_line(value: object, what: str) -> str:
     """``value`` as text, refused (naming ``what``) if it holds a newline or another control character."""
     text = str(value)
     bad = sorted({char for char in text if unicodedata.category(char) == "Cc"})
     if bad:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise DagError(f"{what} must be one line without control characters, got {shown!r} "
+        raise DagError(f"{what} must be one line without control characters, got {_shown(text)} "
                        f"(contains {', '.join(repr(char) for char in bad)})")
     return text
 
@@ -90,7 +98,7 @@ def literal(value: object, what: str) -> str:
     """``value`` for a submit file, taken literally: one line, and no ``$`` (HTCondor would expand it)."""
     text = one_line(value, what)
     if "$" in text:
-        raise DagError(f"{what} may not contain '$' (HTCondor expands $(...) in submit files), got {text!r}")
+        raise DagError(f"{what} may not contain '$' (HTCondor expands $(...) in submit files), got {_shown(text)}")
     return text
 
 
@@ -98,7 +106,7 @@ def literal_path(path: str | Path, what: str) -> str:
     """A path as a literal submit-file value (:func:`literal`) with no blank at either end."""
     text = literal(path, what)
     if text != text.strip():
-        raise DagError(f"{what} {text!r} must not start or end with a blank")
+        raise DagError(f"{what} {_shown(text)} must not start or end with a blank")
     return text
 
 
@@ -121,7 +129,7 @@ def condor_arguments(args: list[str | Var]) -> str:
         if isinstance(arg, Var):
             parts.append(f"$({arg.name})")
             continue
-        text = literal(arg, f"the job argument {arg!r}").replace('"', '""')
+        text = literal(arg, f"the job argument {_shown(str(arg), 40)}").replace('"', '""')
         if not text or any(char.isspace() or char == "'" for char in text):
             text = "'" + text.replace("'", "''") + "'"
         parts.append(text)
@@ -214,21 +222,15 @@ def node_name(step: str, suffix: str | None = None) -> str:
 def predicted_chunk_count(config: AnalysisConfig) -> int:
     """How many chunks the plan will hold: exact for generated samples (their sizes are known);
     for a user fileset counted from its files (a file that cannot be opened here counts once)."""
-    from .plan import file_chunk_ranges, file_entries
-
     chunksize = config.executor.chunksize
     if config.samples.fileset is None:
-        from .samples import jobs_from_config
-
         return sum(len(file_chunk_ranges(job.n_events, chunksize)) for job in jobs_from_config(config))
-    from analysis.core.fileset import file_format, load_fileset
-
     count = 0
     for entry in load_fileset(config.samples.fileset).values():
         for path, tree in entry["files"].items():
             try:
                 count += len(file_chunk_ranges(file_entries(path, tree, file_format(path))[0], chunksize))
-            except Exception:  # unreadable here (or on a remote site): one node's worth
+            except Exception:  # noqa: BLE001 (unreadable here, or only on a remote site: one node's worth)
                 count += 1
     return max(count, 1)
 
@@ -240,8 +242,6 @@ def build_workflow(config: AnalysisConfig, stages=STAGES, slots: int | None = No
     A stage's first layer follows the previous included stage's last one; leaving a stage out
     assumes its outputs already exist in the results directory.
     """
-    from .samples import jobs_from_config
-
     unknown = [stage for stage in stages if stage not in STAGE_STEPS]
     if unknown:
         raise DagError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
@@ -283,8 +283,6 @@ def _step_arguments(step: str, config_path: Path, outdir: Path) -> list[str | Va
 
 
 def _transfer_commands(cluster: ClusterConfig) -> dict[str, str]:
-    from analysis.core.condor import transfer_directives, worker_environment
-
     environment = worker_environment(cluster)
     for path in environment.transfer_input_files:
         if "," in str(path):
@@ -296,8 +294,6 @@ def _transfer_commands(cluster: ClusterConfig) -> dict[str, str]:
 def submit_description(step: str, config: AnalysisConfig, config_path: Path, outdir: Path,
                        dag_dir: Path) -> htcondor2.Submit:
     """The submit description of the nodes of ``step``; ``$(nodename)`` and the step's VARS come from the DAG."""
-    from dask.utils import parse_bytes
-
     cluster = config.cluster
     logs = literal_path(dag_dir / "logs", "the DAG directory")
     commands = {
@@ -323,8 +319,6 @@ def submit_description(step: str, config: AnalysisConfig, config_path: Path, out
 
 def wrapper_script(cluster: ClusterConfig) -> str:
     """The job wrapper: the environment set-up lines, then ``exec python "$@"``."""
-    from analysis.core.condor import worker_environment
-
     environment = worker_environment(cluster)
     prologue = [one_line(line, "a cluster.prologue line") for line in environment.prologue]
     return render_template("job_wrapper.sh", prologue="\n".join(prologue), python=shlex.quote(environment.python))
@@ -362,9 +356,9 @@ def htcondor_dag(workflow: Workflow, submit_descriptions: dict[str, htcondor2.Su
     dag = dags.DAG(node_status_file=dags.NodeStatusFile(Path(STATUS_NAME), update_time=60))
     previous = None
     for layer in workflow.layers:
-        options = dict(name=layer.step, submit_description=submit_descriptions[layer.step],
-                       vars=[{"nodename": name, **dict(variables)} for name, variables in zip(layer.names, layer.variables)],
-                       retries=layer.retries or None)
+        options = {"name": layer.step, "submit_description": submit_descriptions[layer.step],
+                   "vars": [{"nodename": name, **dict(variables)} for name, variables in zip(layer.names, layer.variables)],
+                   "retries": layer.retries or None}
         previous = dag.layer(**options) if previous is None else previous.child_layer(**options)
     return dag
 
@@ -372,6 +366,8 @@ def htcondor_dag(workflow: Workflow, submit_descriptions: dict[str, htcondor2.Su
 def write_workflow(workflow: Workflow, config: AnalysisConfig, outdir: str | Path, dag_dir: str | Path) -> Path:
     """Write the DAG, one submit file per step, the wrapper and the frozen config; returns the DAG path."""
     outdir, dag_dir = Path(outdir).resolve(), Path(dag_dir).resolve()
+    if not NAME_PATTERN.fullmatch(config.name):  # the config checks it; a model_copy does not
+        raise DagError(f"the analysis name {_shown(config.name)} must match {NAME_PATTERN.pattern}")
     literal(outdir, "the results directory (--outdir)")  # an argument: quoted, blanks kept
     literal_path(dag_dir, "the DAG directory (--dag-dir)")
     config_path = dag_dir / CONFIG_NAME

@@ -151,7 +151,7 @@ def node_command(dag: DagFile, name: str) -> NodeCommand:
         submit = htcondor2.Submit(path.read_text())
     except OSError as error:
         raise DagError(f"node {name}: cannot read its submit file {path}: {error.strerror}") from None
-    missing = [key for key in ("arguments", "output", "error") if key not in submit.keys()]
+    missing = [key for key in ("arguments", "output", "error") if key not in submit]
     if missing:
         raise DagError(f"submit file {path} of node {name} has no {', '.join(missing)}")
     for key, value in dag.variables[name].items():

@@ -20,6 +20,7 @@ Examples::
     python -m jobs.submit --config my.yaml --outdir results                 # submit the DAG
     python -m jobs.submit --config my.yaml --outdir results --local --cores 8
     python -m jobs.submit --config my.yaml --outdir results --stages score,scan,report
+    python -m jobs.submit --config my.yaml --fileset my_fileset.json --outdir results --local
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ from pathlib import Path
 
 import htcondor2
 
-from analysis.core.cli import add_config_option, config_from_args, positive_int, run_command
+from analysis.core.cli import (
+    add_config_option,
+    config_from_args,
+    positive_int,
+    run_command,
+)
 from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
 from analysis.pipeline import parse_stages
+from analysis.stages.generate import with_fileset
 
 from .dag import DAG_NAME, STAGES, build_workflow, write_workflow
 from .dag_local import run_dag_locally
+from .generate import MANIFEST_NAME, output_directory
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,6 @@ def _stages(text: str) -> tuple[str, ...]:
 
 def samples_cached(config: AnalysisConfig) -> bool:
     """Whether the sample cache already holds the config's manifest (nothing to generate)."""
-    from .generate import MANIFEST_NAME, output_directory
-
     return config.samples.fileset is None and (output_directory(config) / MANIFEST_NAME).exists()
 
 
@@ -104,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (2 for a clear, named error)."""
     parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n\n")[0])
     add_config_option(parser)
+    parser.add_argument("--fileset", type=Path, help="a coffea fileset JSON to analyse (overrides samples.fileset; "
+                        "frozen into the DAG's config)")
     parser.add_argument("--outdir", type=Path, default=Path("results"), help="results directory (shared filesystem)")
     parser.add_argument("--dag-dir", type=Path, help="where the DAG and submit files go (default: OUTDIR/condor)")
     parser.add_argument("--stages", type=_stages, default=STAGES, help=f"comma-separated subset of {','.join(STAGES)}")
@@ -117,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        dag = prepare_dag(config_from_args(args), args.outdir, args.dag_dir, stages=args.stages,
+        dag = prepare_dag(with_fileset(config_from_args(args), args.fileset), args.outdir, args.dag_dir, stages=args.stages,
                           chunk_jobs=args.chunk_jobs)
         if args.dry_run:
             print(f"dry run: nothing submitted; submit with `{_submit_hint(dag)}`")

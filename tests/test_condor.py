@@ -49,7 +49,8 @@ def test_worker_job_script_parses_and_carries_the_requested_resources(tmp_path):
     assert arguments.index(LCG_SETUP) < arguments.index("export PYTHONPATH=") < arguments.index("distributed.cli.dask_worker")
     assert "--nworkers 4" in arguments and "--nthreads 1" in arguments
     assert "--worker-port 10000:10100" in arguments and "--local-directory $_CONDOR_SCRATCH_DIR" in arguments
-    assert "transfer_input_files" not in submit.keys()  # shared filesystem: nothing shipped
+    # shared filesystem: only the cluster's TLS certificates are shipped (see tests/test_reliability.py)
+    assert all(Path(f.strip()).name.startswith("bsmscan-tls-") for f in submit["transfer_input_files"].split(","))
 
 
 def test_cluster_is_built_from_the_config_without_submitting_jobs(tmp_path):
@@ -60,7 +61,7 @@ def test_cluster_is_built_from_the_config_without_submitting_jobs(tmp_path):
     cluster = htcondor_cluster(_lxplus_cluster(tmp_path, processes=2, scheduler_host="127.0.0.1"))
     try:
         assert isinstance(cluster, HTCondorCluster)
-        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")  # TLS, see tests/test_reliability.py
         assert not cluster.worker_spec and not cluster.workers  # no scale(): no job submitted
         assert "--nworkers 2" in cluster.job_script() and "--nthreads 2" in cluster.job_script()
         assert ":8787/" not in cluster.dashboard_link  # dashboard_port: null binds no fixed port
@@ -189,7 +190,7 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
 
     generation_jobs = jobs_from_config(config)  # 1200 / 800 -> 2 jobs per signal point, 2 per background
     n_chunks = sum(len(file_chunk_ranges(job.n_events, 500)) for job in generation_jobs)
-    by_kind = lambda kind: sorted(n for n in submit_files if re.fullmatch(rf"{kind}_\d{{4}}", n))  # noqa: E731
+    by_kind = lambda kind: sorted(n for n in submit_files if re.fullmatch(rf"{kind}_\d{{4}}", n))
     generate = sorted(n for n in submit_files if n.startswith("generate_"))
     assert len(generation_jobs) == 10 and len(generate) == 10
     assert generate == sorted(f"generate_{job.stem}" for job in generation_jobs)
@@ -219,7 +220,7 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
         assert description["request_cpus"] == "2" and description["request_memory"] == str(3 * 10**9 // 2**20)
         assert description["MY.JobFlavour"] == '"workday"'
         assert description["executable"] == str(dag_dir / "bsmscan_job.sh")
-        assert ("request_gpus" in description.keys()) == (path.name == "train.sub"), path.name
+        assert ("request_gpus" in description) == (path.name == "train.sub"), path.name
     assert {Path(p).name for p in submit_files.values()} == {p.name for p in dag_dir.glob("*.sub")}
     wrapper = (dag_dir / "bsmscan_job.sh").read_text()
     assert LCG_SETUP in wrapper and f'exec {sys.executable} "$@"' in wrapper
@@ -293,7 +294,7 @@ def test_values_for_submit_files_must_be_one_line_and_hold_no_macro(bad):
         literal_path(f"/tmp/{bad}", "the DAG directory")
 
 
-def test_a_name_with_a_newline_and_a_submit_command_is_refused_by_the_config():
+def test_a_name_with_a_newline_and_a_submit_command_is_refused_by_the_config(tmp_path):
     data = default_config().model_dump(mode="json")
     for name in ("demo\narguments = -c 'import os; os.system(\"touch /tmp/pwned\")'", "demo\n", "my analysis",
                  "../x", "-rf", "x" * 101, ""):
@@ -302,6 +303,12 @@ def test_a_name_with_a_newline_and_a_submit_command_is_refused_by_the_config():
             config_from_dict(data)
     data["name"] = "slepton-demo_v2.1"
     assert config_from_dict(data).name == "slepton-demo_v2.1"
+    from jobs.dag import DagError, build_workflow, write_workflow
+
+    sneaked = _dag_config(tmp_path).model_copy(update={"name": "x\narguments = evil"})  # model_copy skips validation
+    with pytest.raises(DagError, match=r"the analysis name 'x\\narguments = evil' must match"):
+        write_workflow(build_workflow(sneaked, slots=1), sneaked, tmp_path / "out", tmp_path / "dag")
+    assert not (tmp_path / "dag").exists()
     data["cluster"] = {"prologue": ["source a.sh\narguments = evil"]}
     with pytest.raises(ConfigError, match=r"cluster.prologue: every prologue entry must be one line"):
         config_from_dict(data)
@@ -389,7 +396,7 @@ def test_local_runner_follows_dependencies_retries_and_stops_below_a_failure(tmp
     from jobs.dag_local import run_dag_locally
 
     stamp = tmp_path / "order.txt"
-    append = lambda text: f"open({str(stamp)!r}, 'a').write({text!r})"  # noqa: E731
+    append = lambda text: f"open({str(stamp)!r}, 'a').write({text!r})"
     flaky = tmp_path / "flaky"
     programs = {
         "a": append("a"),
@@ -400,12 +407,15 @@ def test_local_runner_follows_dependencies_retries_and_stops_below_a_failure(tmp
         "after_broken": append("never"),
         "below_after_broken": append("never"),
         "beside_broken": "pass",  # not below the failure: runs
+        # killed (SIGKILL, as by the OOM killer) on its first attempt: retried like any failure
+        "killed": f"import os; p = {str(tmp_path / 'killed')!r}; ok = os.path.exists(p); open(p, 'w'); "
+                  "ok or os.kill(os.getpid(), 9)",
     }
     parents = {"c": ["a", "b"], "broken": ["c", "flaky"], "after_broken": ["broken"],
                "below_after_broken": ["after_broken", "flaky"], "beside_broken": ["flaky"]}
-    run = run_dag_locally(_tiny_dag(tmp_path, programs, parents, {"flaky": 1}), cores=2)
+    run = run_dag_locally(_tiny_dag(tmp_path, programs, parents, {"flaky": 1, "killed": 1}), cores=2)
     assert stamp.read_text() in ("abc", "bac")
-    assert set(run.done) == {"a", "b", "c", "flaky", "beside_broken"}
+    assert set(run.done) == {"a", "b", "c", "flaky", "beside_broken", "killed"}
     assert list(run.failed) == ["broken"] and "chunk X missing" in run.failed["broken"]
     assert run.not_run == ["after_broken", "below_after_broken"] and not run.ok
     assert (tmp_path / "logs" / "broken.out").read_text().strip() == "bad input X"

@@ -8,10 +8,19 @@
 - ``condor``: the same Dask executor on workers that run as HTCondor jobs: a
   ``dask_jobqueue.HTCondorCluster`` built from the config's ``cluster`` section
   (``cluster_config``; see :mod:`analysis.core.condor`), or the given scheduler / client.
+
+Errors: :func:`run_chunks` wraps the processor in :class:`ChunkGuard`, so that a read error
+inside a chunk (a corrupt basket, a file cut short after it was checked) becomes a
+:class:`~analysis.core.fileset.BadInputFileError` naming the file and entry range, and unwraps
+coffea's exception chain (``Failed processing file: WorkItem(...)``) so that a bsmscan error
+raised in a worker reaches the user as itself (exit code 2 from the CLIs), not as a traceback.
+A deterministic error is not retried on local executors (coffea would run the chunk 4 times).
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
@@ -20,6 +29,8 @@ from coffea.nanoevents import BaseSchema, NanoAODSchema
 from distributed import Client, LocalCluster
 
 from analysis.core.condor import condor_cluster
+from analysis.core.errors import UserError
+from analysis.core.fileset import BadInputFileError
 from analysis.core.workers import WORKER_ENVIRONMENT, default_workers, worker_settings  # noqa: F401 (re-exported)
 
 EXECUTORS = ("iterative", "futures", "dask", "condor")
@@ -47,18 +58,25 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
         with condor_cluster(cluster_config) as cluster, Client(cluster) as condor:
             yield condor
         return
-    with worker_settings(), LocalCluster(
-        n_workers=workers or default_workers(), threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as local:
+    with worker_settings(), local_cluster(workers) as cluster, Client(cluster) as local:
         yield local
+
+
+def local_cluster(workers: int | None = None, dashboard_port: int | None = None) -> LocalCluster:
+    """A ``LocalCluster`` of single-threaded worker processes (default one per core) whose
+    scheduler listens on 127.0.0.1 only; the dashboard is served, on 127.0.0.1, only when
+    ``dashboard_port`` is given (0: any free port)."""
+    dashboard = {"scheduler_kwargs": {"dashboard": False}} if dashboard_port is None else {}
+    return LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address=f"127.0.0.1:{dashboard_port or 0}", **dashboard)
 
 
 def coffea_executor(name: str, *, workers: int | None = None, client=None, show_progress: bool = False):
     """The coffea executor called ``name`` (``dask`` and ``condor`` need a ``client``)."""
-    if name == "iterative":
-        return processor.IterativeExecutor(status=show_progress)
+    if name == "iterative":  # retries=0: a chunk that failed here fails again (coffea's default retries 3 times)
+        return processor.IterativeExecutor(status=show_progress, retries=0)
     if name == "futures":
-        return processor.FuturesExecutor(workers=workers or default_workers(), status=show_progress)
+        return processor.FuturesExecutor(workers=workers or default_workers(), status=show_progress, retries=0)
     if name in DASK_EXECUTORS:
         if client is None:
             raise ValueError("the dask executor needs a distributed.Client (see analysis.core.executors.dask_client)")
@@ -80,6 +98,48 @@ def client_for(executor: str, workers: int | None = None, scheduler: str | None 
     return dask_client(workers, scheduler, client) if executor == "dask" else nullcontext(None)
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the bytes of an input file could not be read or decoded."""
+    import zlib
+
+    import pyarrow
+    import uproot
+
+    return (OSError, EOFError, zlib.error, uproot.deserialization.DeserializationError, pyarrow.ArrowInvalid)
+
+
+class ChunkGuard(processor.ProcessorABC):
+    """A processor wrapper: read errors inside a chunk become a :class:`BadInputFileError`.
+
+    coffea reads branches lazily, inside ``process``; an ``OSError: expected Chunk of length
+    18486, received 0 bytes`` from uproot there names no file. bsmscan's own errors
+    (:class:`UserError`) pass unchanged.
+    """
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def process(self, events):
+        try:
+            return self.inner.process(events)
+        except UserError:
+            raise
+        except _read_errors() as error:
+            metadata = dict(getattr(events, "metadata", None) or {})
+            where = f"entries {metadata.get('entrystart')}-{metadata.get('entrystop')}"
+            message = " ".join(str(error).split())[:300]
+            raise BadInputFileError(str(metadata.get("filename", "<unknown file>")),
+                                    f"read error in {where} ({type(error).__name__}: {message})") from None
+
+    def postprocess(self, accumulator):
+        return self.inner.postprocess(accumulator)
+
+
+def user_error_in(error: BaseException) -> UserError | None:
+    """The first bsmscan :class:`UserError` in ``error``'s chain of causes (coffea wraps worker errors)."""
+    return next((cause for cause in _causes(error) if isinstance(cause, UserError)), None)
+
+
 def run_chunks(
     inspected,
     processor_instance,
@@ -94,16 +154,73 @@ def run_chunks(
     """Run a processor over an inspected fileset (ROOT and Parquet parts) with coffea's Runner.
 
     ``inspected`` is an :class:`analysis.core.fileset.InspectedFileset`; returns the merged
-    accumulator (a dict, the processors here key it by chunk).
+    accumulator (a dict, the processors here key it by chunk). A bsmscan error raised in a
+    chunk is re-raised as itself; a read error as :class:`BadInputFileError` naming the file;
+    anything else (a bug) keeps its traceback. ``KeyboardInterrupt`` passes through untouched.
     """
     output: dict = {}
+    guarded = ChunkGuard(processor_instance)
     for fmt in ("root", "parquet"):
         datasets = getattr(inspected, fmt)
         if not datasets:
             continue
         make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)  # noqa: E731
+        # metadata_cache={}: coffea's default cache is global to the process and keeps each file's
+        # *user* metadata too, so a second run in one session (another sum_genweight after skipped
+        # files, an edited cross section) would silently get the first run's values
         runner = processor.Runner(
-            executor=make(), pre_executor=make(), chunksize=chunksize, schema=SCHEMAS[schema], format=fmt
+            executor=make(), pre_executor=make(), chunksize=chunksize, schema=SCHEMAS[schema], format=fmt,
+            metadata_cache={},
         )
-        output.update(runner(datasets, processor_instance))
+        try:
+            with _quiet_futures_errors(executor, show_progress):
+                output.update(runner(datasets, guarded))
+        except Exception as error:  # coffea wraps what a chunk raised: hand the user bsmscan's own message
+            cause = user_error_in(error)
+            if cause is not None:
+                raise cause.with_traceback(None) from None
+            read_error = next((c for c in _causes(error) if isinstance(c, _read_errors())), None)
+            if read_error is not None:  # the file could not be opened in the worker (coffea names the WorkItem)
+                named = re.search(r"filename='([^']*)'", str(error))
+                raise BadInputFileError(named.group(1) if named else "(a file of the fileset)",
+                                        f"{type(read_error).__name__}: {' '.join(str(read_error).split())[:300]}") from None
+            raise  # not an input problem: a bug, keep its traceback
     return output
+
+
+@contextmanager
+def _quiet_futures_errors(executor: str, show_progress: bool) -> Iterator[None]:
+    """Hold back what coffea's FuturesExecutor prints to stderr while it runs.
+
+    On a failed chunk it prints the worker's whole traceback (``traceback.print_exc()``) before
+    raising; the error itself reaches the user as bsmscan's message. Other output is passed on
+    once the run ends (not with live progress bars, which are left alone).
+    """
+    if executor != "futures" or show_progress:
+        yield
+        return
+    import io
+    from contextlib import redirect_stderr
+
+    held = io.StringIO()
+    failed = False
+    try:
+        with redirect_stderr(held):
+            yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        text = held.getvalue()
+        if failed and "Traceback" in text:  # coffea's print of the error the caller gets anyway
+            text = ""
+        if text:
+            sys.stderr.write(text)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain, current = [], error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
