@@ -15,7 +15,11 @@
     pipeline.report()                                  # -> results/index.html
 
 Each method is a thin call of one stage function of :mod:`analysis.stages` (the HTCondor batch
-jobs of :mod:`jobs.batch` call the same functions). Each stage writes its output under
+jobs of :mod:`jobs.batch` call the same functions). ``fileset=`` (``--fileset``) analyses a
+user's fileset instead of the config's inputs. :meth:`Pipeline.run` logs first what it runs on
+and the selection in force; without signal (collision data, or simulation without
+``is_signal``) it runs processing, control histograms and the report and skips training,
+scoring and the scan, saying why. Each stage writes its output under
 ``outdir`` (:class:`~analysis.core.layout.ResultsLayout`) and a later stage reads it from there
 when it was not run in the same session, so ``--stages scan,report`` re-runs just the end.
 """
@@ -23,15 +27,25 @@ when it was not run in the same session, so ``--stages scan,report`` re-runs jus
 from __future__ import annotations
 
 import json
+import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
+from analysis.core.cli import check_interrupt
 from analysis.core.config import AnalysisConfig
 from analysis.core.executors import DASK_EXECUTORS, dask_client
+from analysis.core.fileset import NoSignalError
 from analysis.core.layout import ResultsLayout
+from analysis.core.lock import folder_lock
 from analysis.results.scan import ScanSummary
-from analysis.stages.generate import resolve_fileset
+from analysis.stages.control import log_selection, no_signal_reason
+from analysis.stages.generate import (
+    has_signal,
+    log_inputs,
+    resolve_fileset,
+    with_fileset,
+)
 from analysis.stages.process import ProcessingResult, run_processing
 from analysis.stages.report import run_report
 from analysis.stages.scan import run_scan
@@ -41,9 +55,13 @@ from analysis.stages.score import (
     run_scoring,
     save_histograms,
 )
-from analysis.stages.train import model_points, run_training
+from analysis.stages.train import check_model_is_current, model_points, run_training
 
 STAGES = ("generate", "process", "train", "score", "scan", "report")
+#: Stages that need signal: skipped (with a message) when the analysis has none.
+SIGNAL_STAGES = ("train", "score", "scan")
+
+log = logging.getLogger(__name__)
 
 
 def parse_stages(text: str) -> tuple[str, ...]:
@@ -61,11 +79,20 @@ class Pipeline:
     ``executor`` (default: the config's) runs the columnar stages; ``client`` is an existing
     ``distributed.Client`` to use for them (interactive sessions); otherwise ``scheduler`` is
     attached to, or a LocalCluster of ``workers`` is started for each Dask stage.
+    ``allow_stale_model``: score with a model trained on data another selection made (refused
+    by default, see :func:`~analysis.stages.train.check_model_is_current`). ``fileset``: a
+    fileset JSON to analyse instead of the config's inputs (sets ``samples.fileset`` for every
+    stage). :attr:`skipped` maps each stage :meth:`run` left out to the reason.
     """
 
     def __init__(self, config: AnalysisConfig, outdir: str | Path, *, executor: str | None = None, client=None,
-                 workers: int | None = None, scheduler: str | None = None, show_progress: bool = False):
+                 workers: int | None = None, scheduler: str | None = None, show_progress: bool = False,
+                 allow_stale_model: bool = False, fileset: str | Path | None = None):
+        config = with_fileset(config, fileset)
         self.config = config
+        self.skipped: dict[str, str] = {}
+        self.allow_stale_model = allow_stale_model
+        self._trained = False
         self.outdir = Path(outdir)
         self.outdir.mkdir(parents=True, exist_ok=True)
         self.layout = ResultsLayout(self.outdir)
@@ -99,14 +126,17 @@ class Pipeline:
         return self._fileset if self._fileset is not None else self.generate()
 
     def process(self) -> ProcessingResult:
-        """Selection, features, weights and cutflow; writes the feature store."""
-        self.processing = run_processing(self.config, self.store, fileset=self.fileset(), **self.run_options)
+        """Selection, features, weights, cutflow and control histograms; writes the feature store."""
+        self.processing = run_processing(self.config, self.store, fileset=self.fileset(), describe=False,
+                                         **self.run_options)
         return self.processing
 
     def train(self) -> Path:
         """Train the classifier on the feature store (or take a search's best model); returns
         the model directory."""
-        return run_training(self.config, self.layout)
+        model_dir = run_training(self.config, self.layout)
+        self._trained = True
+        return model_dir
 
     def points(self) -> list[tuple[float, float]]:
         """The signal grid points the model is evaluated at."""
@@ -115,6 +145,8 @@ class Pipeline:
     def score(self) -> ScoringResult:
         """Score every selected event at every grid point, in one pass: the score histograms and
         the control histograms (with a score axis)."""
+        if not self._trained and not self.allow_stale_model:
+            check_model_is_current(self.model_dir, self.config)  # a model of an earlier run: same selection?
         self.scores = run_scoring(self.config, self.model_dir, self.fileset(), self.points(), **self.run_options)
         save_histograms(self.layout.histograms, self.scores)
         return self.scores
@@ -128,14 +160,45 @@ class Pipeline:
 
     def report(self) -> Path:
         """Plots, ``summary.json`` and ``index.html``; returns the HTML path."""
+        with_scan = False if any(stage in self.skipped for stage in SIGNAL_STAGES) else None
         return run_report(self.config, self.layout, executor=self.executor, timings=self.timings, scores=self.scores,
-                          summary=self.scan_summary)
+                          summary=self.scan_summary, with_scan=with_scan, skipped=self.skipped)
 
     def run(self, stages=STAGES) -> dict:
-        """Run ``stages`` in order (timed); returns the summary of the report stage if it ran."""
+        """Run ``stages`` in order (timed); returns the summary of the report stage if it ran.
+
+        Holds the lock of the results folder throughout (a second run into it is refused,
+        naming this one's PID). Logs first what it runs on and the selection in force, and checks
+        before any work whether there is signal: without, the stages that need it are skipped
+        with a message (:class:`NoSignalError` if nothing else was asked for).
+        """
         unknown = [stage for stage in stages if stage not in STAGES]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
+        log_inputs(self.config)
+        log_selection(self.config)
+        if not has_signal(self.config):
+            where = ("samples.signal_grid is empty" if self.config.samples.fileset is None
+                     else f"fileset {self.config.samples.fileset} has no dataset with is_signal: true")
+            self._skip_signal_stages(stages, f"no signal ({where})")
+        elif "process" not in stages and (self.store / "cutflow.json").exists():  # the selection of an earlier run
+            reason = no_signal_reason(json.loads((self.store / "cutflow.json").read_text()))
+            if reason:
+                self._skip_signal_stages(stages, f"{reason} ({self.store / 'cutflow.json'})")
+        if stages and all(stage in self.skipped for stage in stages):
+            raise NoSignalError(f"nothing to run: {', '.join(stages)} need(s) signal, and {self.skipped[stages[0]]}")
+        with folder_lock(self.outdir, "results folder"):
+            return self._run_locked(stages)
+
+    def _skip_signal_stages(self, stages, reason: str) -> None:
+        skipped = [stage for stage in SIGNAL_STAGES if stage in stages and stage not in self.skipped]
+        for stage in skipped:
+            self.skipped[stage] = reason
+        if skipped:
+            log.warning("%s: %s skipped; processing, control histograms and the report run", reason,
+                        ", ".join(skipped))
+
+    def _run_locked(self, stages) -> dict:
         options = self.run_options
         needs_cluster = self.executor in DASK_EXECUTORS and options["client"] is None
         cluster_config = self.config.cluster if self.executor == "condor" else None  # HTCondorCluster, not LocalCluster
@@ -144,10 +207,13 @@ class Pipeline:
                 options["client"] = client
             try:
                 for stage in STAGES:
-                    if stage in stages:
+                    if stage in stages and stage not in self.skipped:
+                        check_interrupt()  # a Ctrl-C some library swallowed still stops the run here
                         start = time.perf_counter()
                         getattr(self, stage)()
                         self.timings[stage] = round(time.perf_counter() - start, 2)
+                        if stage == "process" and not self.processing.signal_selected:
+                            self._skip_signal_stages(stages, "the selection kept no signal event")
             finally:
                 if needs_cluster:
                     options["client"] = None

@@ -20,7 +20,7 @@ from analysis.core.cli import (
     run_command,
 )
 from analysis.core.executors import EXECUTORS, SCHEMAS
-from analysis.core.fileset import load_fileset
+from analysis.stages.generate import log_inputs, with_fileset
 from analysis.stages.process import format_cutflow, run_processing
 
 
@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
-        config = config_from_args(args)
-        fileset = load_fileset(args.fileset) if args.fileset else None
+        config = with_fileset(config_from_args(args), args.fileset)
+        log_inputs(config)
         result = run_processing(
             config, args.store, executor=args.executor, workers=args.workers, scheduler=args.scheduler,
-            fileset=fileset, skip_bad_files=args.skip_bad_files, schema=args.schema, show_progress=sys.stderr.isatty(),
+            skip_bad_files=args.skip_bad_files, schema=args.schema, show_progress=sys.stderr.isatty(),
         )
         print(format_cutflow(result))
         print(f"feature store: {result.store}")

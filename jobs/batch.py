@@ -37,12 +37,14 @@ from pathlib import Path
 import hist
 import uhi.io.json as uhi_json
 
-from analysis.core.cli import positive_int, run_command
+from analysis.core.cli import non_negative_int, positive_int, run_command
 from analysis.core.config import AnalysisConfig, load_config
 from analysis.core.errors import UserError
 from analysis.core.fileset import inspect_fileset, load_fileset
 from analysis.core.layout import ResultsLayout
 from analysis.core.store import clear_store
+from analysis.stages.control import log_selection, no_signal_reason
+from analysis.stages.generate import log_inputs
 from analysis.stages.process import merge_processing
 from analysis.stages.report import run_report
 from analysis.stages.scan import run_scan
@@ -67,7 +69,7 @@ from .plan import (
     write_partial,
     write_plan,
 )
-from .pythia_job import run_generation_job
+from .pythia_job import job_is_done, run_generation_job
 from .samples import jobs_from_config, samples_from_config
 
 STEPS = ("generate", "merge-samples", "plan", "process", "merge-process", "train", "score", "merge-score", "scan",
@@ -94,7 +96,7 @@ class BatchPaths(ResultsLayout):
         return self.work / "plan.json"
 
     def partials(self, step: str) -> Path:
-        """The directory of the chunk outputs of ``process``, ``score`` or ``control``."""
+        """The directory of the chunk outputs of ``process`` or ``score``."""
         return self.work / step
 
 
@@ -111,8 +113,7 @@ def run_generate(config: AnalysisConfig, job_stem: str) -> Path:
         raise BatchError(f"no generation job {job_stem!r} in this config; jobs are {', '.join(sorted(jobs))}")
     outdir = output_directory(config)
     outdir.mkdir(parents=True, exist_ok=True)
-    done = (outdir / f"{job_stem}.json").exists() and (outdir / f"{job_stem}.root").exists()
-    if not done:
+    if not job_is_done(outdir, job_stem):
         run_generation_job(jobs[job_stem], outdir)
     return outdir / f"{job_stem}.root"
 
@@ -120,8 +121,7 @@ def run_generate(config: AnalysisConfig, job_stem: str) -> Path:
 def run_merge_samples(config: AnalysisConfig) -> Path:
     """Write the sample manifest from every generation job's bookkeeping file (as ``jobs.generate``)."""
     outdir = output_directory(config)
-    missing = [job.stem for job in jobs_from_config(config) if not (outdir / f"{job.stem}.json").exists()
-               or not (outdir / f"{job.stem}.root").exists()]
+    missing = [job.stem for job in jobs_from_config(config) if not job_is_done(outdir, job.stem)]
     if missing:
         raise BatchError(f"{len(missing)} generation job(s) have no output in {outdir}: {', '.join(missing[:10])}"
                          f"{' ...' if len(missing) > 10 else ''} (node generate_<job> did not finish)")
@@ -143,7 +143,8 @@ def run_merge_samples(config: AnalysisConfig) -> Path:
 
 # -- selection ------------------------------------------------------------------------------
 def analysis_fileset(config: AnalysisConfig) -> dict:
-    """The fileset the batch run analyses: the user's ``samples.fileset`` or the generated manifest."""
+    """The fileset the batch run analyses: the user's ``samples.fileset`` (``jobs.submit --fileset``
+    sets it in the frozen config every job reads) or the generated manifest."""
     if config.samples.fileset is not None:
         return load_fileset(config.samples.fileset)
     manifest = output_directory(config) / MANIFEST_NAME
@@ -153,8 +154,14 @@ def analysis_fileset(config: AnalysisConfig) -> dict:
 
 
 def run_plan(config: AnalysisConfig, paths: BatchPaths, schema: str = "base", skip_bad_files: bool = False):
-    """Inspect the fileset, write the chunk plan, and clear the outputs of an earlier run."""
-    inspected = inspect_fileset(analysis_fileset(config), config, skip_bad_files)
+    """Inspect the fileset, write the chunk plan, and clear the outputs of an earlier run.
+
+    Logs what the run analyses and the selection in force, as the Dask pipeline does."""
+    log_inputs(config)
+    selection = SelectionProcessor(config, None)
+    log_selection(config, selection)
+    inspected = inspect_fileset(analysis_fileset(config), config, skip_bad_files,
+                                extra_branches=selection.columns.required_branches())
     plan = build_plan(inspected, config.executor.chunksize, schema)
     clear_store(paths.store)
     for step in CHUNK_STEPS:
@@ -177,7 +184,7 @@ def run_process(config: AnalysisConfig, paths: BatchPaths, slot: int, slots: int
     """Selection of this node's chunks: feature-store parts and one cutflow JSON per chunk."""
     plan = read_plan(paths.plan)
     return _run_chunks(SelectionProcessor(config, str(paths.store.resolve())), plan, slot, slots,
-                       paths.partials("process"))
+                       paths.partials("process"), default=uhi_json.default)  # control histograms: uhi JSON
 
 
 def _single_result(output: dict, chunk) -> dict:
@@ -189,7 +196,10 @@ def _single_result(output: dict, chunk) -> dict:
 def run_merge_process(config: AnalysisConfig, paths: BatchPaths, slots: int | None = None):
     """The stage's :func:`~analysis.stages.process.merge_processing` over the chunk nodes' outputs."""
     plan = read_plan(paths.plan)
-    chunks = collect_partials(paths.partials("process"), plan, node_name=_slot_namer(plan, "process", slots))
+    chunks = collect_partials(paths.partials("process"), plan, node_name=_slot_namer(plan, "process", slots),
+                              object_hook=uhi_json.object_hook)
+    for chunk in chunks.values():
+        chunk["control"] = {name: hist.Hist(h) for name, h in (chunk.get("control") or {}).items()}
     return merge_processing(config, chunks, plan.n_input, plan.all_datasets(), plan.skipped, paths.store, "condor-dag")
 
 
@@ -229,10 +239,26 @@ def run_batch_scan(config: AnalysisConfig, paths: BatchPaths):
 
 
 # -- command line ---------------------------------------------------------------------------
+#: Steps that need signal: they do nothing (and say why) when the selection has none.
+SIGNAL_STEPS = ("train", "score", "merge-score", "scan")
+
+
+def signal_missing(paths: BatchPaths) -> str | None:
+    """Why the signal steps have nothing to do (no signal dataset, no selected signal event),
+    from the merged ``store/cutflow.json``; None when there is signal or no cutflow yet."""
+    cutflow = paths.store / "cutflow.json"
+    return no_signal_reason(json.loads(cutflow.read_text())) if cutflow.exists() else None
+
+
 def run_step(step: str, config: AnalysisConfig, outdir: Path, *, job: str | None = None, slot: int | None = None,
              slots: int | None = None) -> str:
-    """Run one step; returns a one-line summary of what it did."""
+    """Run one step; returns a one-line summary of what it did (a signal step without signal
+    does nothing and says so: the report then shows the selection and control histograms)."""
     paths = BatchPaths(Path(outdir))
+    if step in SIGNAL_STEPS:
+        reason = signal_missing(paths)
+        if reason:
+            return f"{step} skipped: {reason}"
     if step == "generate":
         if not job:
             raise BatchError("generate needs --job (a job stem such as WW_0003)")
@@ -270,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="the analysis config YAML of the run")
     parser.add_argument("--outdir", type=Path, required=True, help="the results directory (shared by all jobs)")
     parser.add_argument("--job", help="generate: the job stem, e.g. WW_0003")
-    parser.add_argument("--slot", type=int, help="chunk nodes: this node's index")
+    parser.add_argument("--slot", type=non_negative_int, help="chunk nodes: this node's index")
     parser.add_argument("--slots", type=positive_int, help="chunk nodes and merges: the number of chunk nodes")
     args = parser.parse_args(argv)
     start = time.perf_counter()

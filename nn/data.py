@@ -15,7 +15,7 @@ column and the number of offending rows.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +31,7 @@ __all__ = [
     "META_COLUMNS",
     "read_feature_store",
     "read_schema",
+    "simulation_only",
 ]
 
 #: Columns every part has besides the features.
@@ -92,6 +93,18 @@ class FeatureTable:
             return []
         pairs = np.unique(np.stack([self.m_slepton[signal], self.dm[signal]], axis=1), axis=0)
         return [(float(m), float(dm)) for m, dm in pairs]
+
+
+def simulation_only(table: FeatureTable) -> FeatureTable:
+    """``table`` without the events of collision-data datasets (``is_data`` in ``schema.json``):
+    a classifier is trained and evaluated on simulation only. The same table if it has none."""
+    data = [code for code, name in enumerate(table.dataset_names) if table.datasets.get(name, {}).get("is_data")]
+    if not data:
+        return table
+    keep = ~np.isin(table.dataset, data)
+    return replace(table, features=np.ascontiguousarray(table.features[keep]),
+                   **{name: getattr(table, name)[keep] for name in ("weight", "label", "dataset", "process",
+                                                                    "m_slepton", "dm", "event")})
 
 
 def read_schema(store: str | Path) -> dict[str, Any]:

@@ -32,7 +32,9 @@ from analysis.core.errors import UserError
 
 from .expressions import CutExpression, parse_cut
 from .features import BALDI_FEATURES, FEATURE_SETS, THESIS_FEATURES, compute_features
+from .features.kinematics import flat_field
 from .inputs import event_branch
+from .kernels import counts_from_mask, event_sums
 
 __all__ = ["CHEAP_COLUMNS", "DERIVED_COLUMNS", "EXTRA_COLUMNS", "AnalysisColumns", "ChunkColumns",
            "ColumnConfigError", "cheap_columns"]
@@ -52,22 +54,40 @@ class ColumnConfigError(UserError, ValueError):
 
 
 def cheap_columns(objects) -> dict[str, np.ndarray]:
-    """Columns computed for every event of a chunk: object counts, MET, HT (no pairings)."""
-    flavour = objects.leptons.flavour
-    jets = objects.jets
+    """Columns computed for every event of a chunk: object counts, MET, HT (no pairings).
+
+    From the flat contents and offsets of the collections (:func:`flat_field`); HT adds the
+    jets' pT in order in their dtype, as ``ak.sum`` does.
+    """
+    lepton_offsets, flavour = flat_field(objects.leptons.flavour)
+    jet_offsets, jet_pt = flat_field(objects.jets.pt)
 
     def count(values) -> np.ndarray:
-        return ak.to_numpy(values).astype(np.float64)
+        return np.asarray(values).astype(np.float64)
 
     return {
-        "n_lepton": count(ak.num(flavour, axis=1)),
-        "n_electron": count(ak.sum(flavour == 11, axis=1)),
-        "n_muon": count(ak.sum(flavour == 13, axis=1)),
-        "n_jet": count(ak.num(jets.pt, axis=1)),
-        "n_jet30": count(ak.sum(jets.pt > 30.0, axis=1)),
+        "n_lepton": count(np.diff(lepton_offsets)),
+        "n_electron": count(counts_from_mask(lepton_offsets, flavour == 11)),
+        "n_muon": count(counts_from_mask(lepton_offsets, flavour == 13)),
+        "n_jet": count(np.diff(jet_offsets)),
+        "n_jet30": count(counts_from_mask(jet_offsets, jet_pt > 30.0)),
         "met": np.asarray(objects.met_pt, dtype=np.float64),
-        "ht": count(ak.sum(jets.pt, axis=1)),
+        "ht": count(event_sums(jet_offsets, jet_pt)),
     }
+
+
+def take_events(collection: ak.Array, rows: np.ndarray) -> ak.Array:
+    """``collection[rows]`` (a jagged record array, ``rows`` sorted event indices) as a packed
+    list array, so that the features read it from flat contents (:func:`flat_field`)."""
+    fields = ak.fields(collection)
+    offsets, _ = flat_field(collection[fields[0]])
+    counts = np.diff(offsets)[rows]
+    taken = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=taken[1:])
+    index = np.repeat(offsets[:-1][rows] - taken[:-1], counts) + np.arange(taken[-1])
+    contents = [ak.contents.NumpyArray(flat_field(collection[field])[1][index]) for field in fields]
+    record = ak.contents.RecordArray(contents, fields, length=int(taken[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(taken), record))
 
 
 def _parse(text: str, setting: str) -> CutExpression:
@@ -97,6 +117,11 @@ class AnalysisColumns:
     branches: Mapping[str, str]
     feature_names: tuple[str, ...]
 
+    def required_branches(self) -> dict[str, str]:
+        """``branches`` with a hint where a name is close to a derived column (a typo?), for the
+        fileset inspection's missing-branch error: ``(needed by selection.cuts.x; did you mean 'met'?)``."""
+        return {name: setting + _hint(name) for name, setting in self.branches.items()}
+
     @classmethod
     def from_config(cls, config: AnalysisConfig) -> AnalysisColumns:
         """Parse every expression once and sort every name; :class:`ColumnConfigError` for a
@@ -114,7 +139,7 @@ class AnalysisColumns:
         def use(names, setting: str) -> None:
             for name in sorted(names):
                 if name not in DERIVED_COLUMNS and name not in expressions:
-                    users.setdefault(name, []).append(f"{setting}{_hint(name)}")
+                    users.setdefault(name, []).append(setting)
 
         for name, expression in expressions.items():
             use(expression.columns, f"features.expressions.{name}")
@@ -194,7 +219,7 @@ class ChunkColumns:
         if name in _THESIS_GROUP or name in _BALDI_GROUP:
             group = "thesis" if name in _THESIS_GROUP else "baldi"
             o = self.objects
-            subset = (o.leptons[rows], o.jets[rows], o.met_pt[rows], o.met_phi[rows])
+            subset = (take_events(o.leptons, rows), take_events(o.jets, rows), o.met_pt[rows], o.met_phi[rows])
             values = compute_features(*subset, group, self.btag_pt_min)
             if group == "thesis":
                 values.update({extra: self.get(extra, rows) for extra in EXTRA_COLUMNS})

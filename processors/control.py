@@ -37,6 +37,7 @@ class ControlSpec:
     label: str
     log_x: bool = False
     log_y: bool = False
+    expression: str | None = None
 
     def axis(self) -> hist.axis.Regular:
         """The variable axis (regular in log(x) with ``log_x``)."""
@@ -45,13 +46,13 @@ class ControlSpec:
 
     def to_json(self) -> dict:
         """The binning as plain JSON (recorded next to the histograms)."""
-        return {"column": self.column, "bins": self.bins, "range": [self.low, self.high], "label": self.label,
+        return {"column": self.column, "expression": self.expression, "bins": self.bins, "range": [self.low, self.high], "label": self.label,
                 "log_x": self.log_x, "log_y": self.log_y}
 
     def describe(self) -> str:
         """One line for the log."""
         axes = ", ".join(word for word, on in (("log x", self.log_x), ("log y", self.log_y)) if on)
-        source = f"expression {self.label!r}" if self.column.startswith("control:") else self.column
+        source = f"expression {self.expression!r}" if self.expression is not None else self.column
         return (f"{self.name}: {source}, {self.bins} bins in [{self.low:g}, {self.high:g}]"
                 + (f" ({axes})" if axes else ""))
 
@@ -68,7 +69,7 @@ def control_specs(config: AnalysisConfig) -> tuple[ControlSpec, ...]:
         label = histogram.label or (histogram.expression if histogram.expression is not None else column)
         low, high = histogram.range
         specs.append(ControlSpec(name, column, histogram.bins, float(low), float(high), label,
-                                 histogram.log_x, histogram.log_y))
+                                 histogram.log_x, histogram.log_y, histogram.expression))
     return tuple(specs)
 
 

@@ -21,8 +21,10 @@ import numpy as np
 from analysis.core.config import ObjectSelection
 from analysis.core.errors import UserError
 
-from .features import LEPTON_FIELDS, delta_r
+from .features import LEPTON_FIELDS
+from .features.kinematics import flat_field
 from .identification import apply_requirements, requirements
+from .kernels import counts_from_mask, descending_order, far_from_all, merge_descending
 
 #: The lepton fields read from the input (``LEPTON_FIELDS`` less ``flavour``, set per collection).
 LEPTON_BRANCH_FIELDS = tuple(field for field in LEPTON_FIELDS if field != "flavour")
@@ -63,21 +65,111 @@ def _field(events, collection: str, field: str):
     raise MissingBranchError(f"branch {branch!r} is missing in {_source(events)}")
 
 
-def _collection(events, collection: str, fields: tuple[str, ...]) -> ak.Array:
-    return ak.zip({field: _field(events, collection, field) for field in fields})
+class FlatBranches:
+    """The object branches of a chunk as flat numpy contents, by branch name (``Muon_pt``).
+
+    Works like the events for :func:`processors.inputs.object_field` (``fields`` membership,
+    item access, ``metadata``), so the requirements of :mod:`processors.identification` give
+    flat masks. Each branch is flattened once; every field of a collection must have the
+    collection's object counts (:class:`MissingBranchError` names the branch otherwise).
+    """
+
+    def __init__(self, events):
+        self.events = events
+        self.metadata = getattr(events, "metadata", None) or {}
+        self.fields = self  # ``branch in flat.fields``
+        self._values: dict[str, np.ndarray] = {}
+        self._offsets: dict[str, np.ndarray] = {}
+
+    def __contains__(self, branch) -> bool:
+        collection, _, field = str(branch).partition("_")
+        if not field:
+            return False
+        fields = self.events.fields
+        return (collection in fields and field in self.events[collection].fields) or branch in fields
+
+    def __getitem__(self, branch: str) -> np.ndarray:
+        if branch not in self._values:
+            collection, _, field = branch.partition("_")
+            offsets, values = flat_field(_field(self.events, collection, field))
+            known = self._offsets.setdefault(collection, offsets)
+            if known is not offsets and not np.array_equal(known, offsets):
+                raise MissingBranchError(f"branch {branch} in {_source(self.events)} has other object counts than "
+                                         f"the other {collection} branches")
+            self._values[branch] = values
+        return self._values[branch]
+
+    def offsets(self, collection: str) -> np.ndarray:
+        """Per-event offsets of ``collection`` (after one of its branches was read)."""
+        return self._offsets[collection]
 
 
-def _leptons(events, flavour: int, name: str, objects: ObjectSelection, cutflow: dict) -> ak.Array:
-    leptons = _collection(events, name, LEPTON_BRANCH_FIELDS)
-    mask, cutflow[name] = apply_requirements(requirements(events, objects, name), ak.num(leptons.pt, axis=1))
-    leptons = leptons[mask]
-    return ak.with_field(leptons, ak.full_like(leptons.pt, flavour, dtype=np.int32), "flavour")
+@dataclass
+class FlatCollection:
+    """A jagged collection as per-event ``offsets`` (n_events + 1, from 0) and flat field contents.
+
+    Object building works on these (numpy and :mod:`processors.kernels`), which is an order of
+    magnitude cheaper than awkward's generic jagged operations; :meth:`to_awkward` gives the
+    records the features read (zero-copy).
+    """
+
+    offsets: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    @classmethod
+    def from_events(cls, flat: FlatBranches, collection: str, fields: tuple[str, ...]) -> FlatCollection:
+        """``collection``'s ``fields`` (NanoAOD collection or flat ``<collection>_<field>`` branches)."""
+        contents = {name: flat[f"{collection}_{name}"] for name in fields}
+        return cls(flat.offsets(collection), contents)
+
+    @classmethod
+    def empty(cls, n_events: int, fields: dict[str, type]) -> FlatCollection:
+        """``n_events`` events without objects, with the given fields and dtypes."""
+        return cls(np.zeros(n_events + 1, dtype=np.int64), {name: np.zeros(0, dtype=dtype) for name, dtype in fields.items()})
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Objects per event."""
+        return np.diff(self.offsets)
+
+    def select(self, mask: np.ndarray) -> FlatCollection:
+        """The objects where the flat boolean ``mask`` is true (order kept)."""
+        offsets = np.zeros_like(self.offsets)
+        offsets[1:] = counts_from_mask(self.offsets, mask)
+        np.cumsum(offsets, out=offsets)
+        return FlatCollection(offsets, {name: values[mask] for name, values in self.fields.items()})
+
+    def take(self, offsets: np.ndarray, index: np.ndarray) -> FlatCollection:
+        """The objects at the flat ``index``, grouped per event by ``offsets``."""
+        return FlatCollection(offsets, {name: values[index] for name, values in self.fields.items()})
+
+    def with_field(self, name: str, values: np.ndarray) -> FlatCollection:
+        """The same objects with one more flat field."""
+        return FlatCollection(self.offsets, {**self.fields, name: values})
+
+    def to_awkward(self) -> ak.Array:
+        """A jagged record array of the objects (one list per event)."""
+        record = ak.contents.RecordArray([ak.contents.NumpyArray(values) for values in self.fields.values()],
+                                         list(self.fields), length=int(self.offsets[-1]))
+        return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(self.offsets), record))
 
 
-def _empty_collection(n_events: int, fields: dict[str, type]) -> ak.Array:
-    """``n_events`` empty lists of records with the given fields and dtypes."""
-    no_objects = np.zeros(n_events, dtype=np.int64)
-    return ak.zip({field: ak.unflatten(np.zeros(0, dtype=dtype), no_objects) for field, dtype in fields.items()})
+def _leptons(flat: FlatBranches, flavour: int, name: str, objects: ObjectSelection, cutflow: dict) -> FlatCollection:
+    leptons = FlatCollection.from_events(flat, name, LEPTON_BRANCH_FIELDS)
+    mask, cutflow[name] = apply_requirements(requirements(flat, objects, name), leptons.counts)
+    leptons = leptons.select(np.asarray(mask, dtype=bool))
+    return leptons.with_field("flavour", np.full(len(leptons.fields["pt"]), flavour, dtype=np.int32))
+
+
+def _merge_leptons(collections: list[FlatCollection]) -> FlatCollection:
+    """Electrons and muons in one collection per event, pT-ordered (largest first, stable)."""
+    if len(collections) == 1:
+        only = collections[0]
+        return only.take(only.offsets, descending_order(only.offsets, only.fields["pt"]))
+    first, second = collections
+    offsets, index = merge_descending(first.offsets, first.fields["pt"], second.offsets, second.fields["pt"])
+    both = FlatCollection(offsets, {name: np.concatenate([first.fields[name], second.fields[name]]) for name in first.fields})
+    return both.take(offsets, index)
 
 
 def select_objects(events, objects: ObjectSelection) -> Objects:
@@ -85,45 +177,48 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
 
     Collections switched off in the config (``use_electrons``, ``use_jets``, ``use_met``)
     are empty (MET = 0), for inputs that do not have them (e.g. a muon-only dataset).
+    The collections are built on flat arrays (:class:`FlatCollection`, :mod:`processors.kernels`).
     """
     n_events = len(events)
+    flat = FlatBranches(events)
     collections, cutflow = [], {}
     if objects.use_electrons:
-        collections.append(_leptons(events, 11, "Electron", objects, cutflow))
+        collections.append(_leptons(flat, 11, "Electron", objects, cutflow))
     if objects.use_muons:
-        collections.append(_leptons(events, 13, "Muon", objects, cutflow))
+        collections.append(_leptons(flat, 13, "Muon", objects, cutflow))
     if collections:
-        leptons = ak.concatenate(collections, axis=1) if len(collections) > 1 else collections[0]
-        leptons = leptons[ak.argsort(leptons.pt, axis=1, ascending=False)]
+        leptons = _merge_leptons(collections)
     else:
-        leptons = _empty_collection(n_events, {**dict.fromkeys(LEPTON_FIELDS, np.float64), "flavour": np.int32})
+        leptons = FlatCollection.empty(n_events, {**dict.fromkeys(LEPTON_FIELDS, np.float64), "flavour": np.int32})
 
     if objects.use_jets:
-        jets = _collection(events, "Jet", JET_FIELDS)
-        jets = ak.with_field(jets, _field(events, "Jet", objects.btag_branch) > objects.btag_threshold, "btag")
-        mask, cutflow["Jet"] = apply_requirements(requirements(events, objects, "Jet"), ak.num(jets.pt, axis=1))
-        jets = remove_overlaps(jets[mask], leptons, objects.jet_lepton_overlap_dr)
+        jets = FlatCollection.from_events(flat, "Jet", JET_FIELDS)
+        jets = jets.with_field("btag", flat[f"Jet_{objects.btag_branch}"] > objects.btag_threshold)
+        mask, cutflow["Jet"] = apply_requirements(requirements(flat, objects, "Jet"), jets.counts)
+        jets = remove_overlaps(jets.select(np.asarray(mask, dtype=bool)), leptons, objects.jet_lepton_overlap_dr)
         if objects.jet_lepton_overlap_dr > 0:
-            cutflow["Jet"][f"dR(jet, lepton) > {objects.jet_lepton_overlap_dr:g}"] = int(ak.sum(ak.num(jets.pt, axis=1)))
-        jets = jets[ak.argsort(jets.pt, axis=1, ascending=False)]
+            cutflow["Jet"][f"dR(jet, lepton) > {objects.jet_lepton_overlap_dr:g}"] = int(jets.offsets[-1])
+        jets = jets.take(jets.offsets, descending_order(jets.offsets, jets.fields["pt"]))
     else:
-        jets = _empty_collection(n_events, {**dict.fromkeys(JET_FIELDS, np.float64), "btag": np.bool_})
+        jets = FlatCollection.empty(n_events, {**dict.fromkeys(JET_FIELDS, np.float64), "btag": np.bool_})
 
     if objects.use_met:
         met_pt = ak.to_numpy(_field(events, objects.met_flavour, "pt")).astype(np.float64)
         met_phi = ak.to_numpy(_field(events, objects.met_flavour, "phi")).astype(np.float64)
     else:
         met_pt = met_phi = np.zeros(n_events)
-    return Objects(leptons=leptons, jets=jets, met_pt=met_pt, met_phi=met_phi, cutflow=cutflow)
+    return Objects(leptons=leptons.to_awkward(), jets=jets.to_awkward(), met_pt=met_pt, met_phi=met_phi,
+                   cutflow=cutflow)
 
 
-def remove_overlaps(jets: ak.Array, leptons: ak.Array, min_dr: float) -> ak.Array:
-    """Jets farther than ``min_dr`` from every selected lepton (none removed if ``min_dr`` <= 0)."""
+def remove_overlaps(jets: FlatCollection, leptons: FlatCollection, min_dr: float) -> FlatCollection:
+    """Jets farther than ``min_dr`` from every selected lepton of their event (dR > min_dr; none
+    removed if ``min_dr`` <= 0)."""
     if min_dr <= 0:
         return jets
-    pairs = ak.cartesian({"jet": jets, "lep": leptons}, axis=1, nested=True)
-    dr = delta_r(pairs.jet.eta, pairs.jet.phi, pairs.lep.eta, pairs.lep.phi)
-    return jets[ak.all(dr > min_dr, axis=2)]
+    keep = far_from_all(jets.offsets, jets.fields["eta"], jets.fields["phi"], leptons.offsets, leptons.fields["eta"],
+                        leptons.fields["phi"], min_dr)
+    return jets.select(keep)
 
 
 def non_finite_counts(events, objects: ObjectSelection) -> dict[str, int]:
@@ -142,9 +237,13 @@ def non_finite_counts(events, objects: ObjectSelection) -> dict[str, int]:
     if objects.use_met:
         checks += [(objects.met_flavour, "pt"), (objects.met_flavour, "phi")]
     counts = {}
+    branches = FlatBranches(events)
     for collection, field in checks:
         values = _field(events, collection, field)
-        flat = ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 else ak.to_numpy(values)
+        if values.ndim == 2:  # a list of objects per event: the flat contents, from the layout
+            flat = branches[f"{collection}_{field}"]
+        else:
+            flat = ak.to_numpy(ak.flatten(values, axis=None)) if values.ndim > 1 else ak.to_numpy(values)
         if flat.dtype.kind == "f":
             bad = int(np.count_nonzero(~np.isfinite(flat)))
             if bad:

@@ -207,14 +207,20 @@ def test_non_finite_input_is_an_error_naming_the_file(tmp_path):
     with uproot.recreate(path) as file:
         file.mktree("Events", {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}).extend(branches)
     fileset = {"nan": {"files": {str(path): "Events"}, "metadata": {"xsec_pb": 1.0}}}
-    with pytest.raises(Exception, match="1 event\\(s\\) with non-finite MET_pt in .*nan_met.root"):
+    with pytest.raises(Exception, match=r"non-finite values in .*nan_met.root \(entries 0-20\): MET_pt: 1 "):
         run_processing(_config(), tmp_path / "store", executor="iterative", fileset=fileset)
 
 
 def test_config_errors_name_the_cut_or_dataset(shared_data, tmp_path):
-    data = default_config().model_dump(mode="json")
+    # A name that is no derived column is an input branch: checked in every file before processing.
+    data = _cms_config().model_dump(mode="json")
     data["selection"]["cuts"] = {"typo": "mett > 200"}
-    with pytest.raises(SelectionConfigError, match="selection.cuts.typo: 'mett > 200' uses unknown column"):
+    dy = {"dy": {"files": {str(shared_data / "cms" / "nano_dy.root"): "Events"}, "metadata": {"xsec_pb": 1.0}}}
+    with pytest.raises(BadInputFileError, match=r"nano_dy.root: missing branch\(es\) 'mett' \(needed by "
+                                                r"selection.cuts.typo; did you mean 'met'\?\)"):
+        run_processing(config_from_dict(data), None, executor="iterative", fileset=dy)
+    data["selection"]["cuts"] = {"bad": "met >> 200"}
+    with pytest.raises(SelectionConfigError, match="selection.cuts.bad: operator '>>' is not supported"):
         run_processing(config_from_dict(data), None, executor="iterative", fileset={})
     fileset = {"mc": {"files": {str(shared_data / "cms" / "nano_dy.root"): "Events"}}}
     with pytest.raises(ValueError, match="dataset 'mc': simulation needs 'xsec_pb'"):

@@ -11,8 +11,10 @@ Sections, in the order the data flows:
 - ``samples``     what to generate with Pythia 8 (signal grid, backgrounds, sizes, cache),
                   or a user ``fileset`` of ROOT/Parquet files to analyse instead;
 - ``luminosity_fb`` integrated luminosity that event weights are normalised to;
-- ``selection``   object definitions and preselection cuts (safe expression strings);
-- ``features``    which feature set feeds the classifier;
+- ``selection``   object definitions (NanoAOD working points), triggers, event flags and
+                  preselection cuts (safe expression strings);
+- ``features``    which features feed the classifier (a set, names, expressions);
+- ``control``     control histograms after the preselection (data and simulation);
 - ``model``, ``training``  the neural network and how it is trained;
 - ``scan``        significance scan settings;
 - ``fit``         binned likelihood fits with pyhf (discovery Z, CLs limits, workspaces);
@@ -25,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import reprlib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -125,10 +128,47 @@ class BackgroundCrossSection(_Section):
     source: str = Field(default="", description="where the number comes from (recorded in the manifest)")
 
     @model_validator(mode="after")
-    def _one_of(self) -> "BackgroundCrossSection":
+    def _one_of(self) -> BackgroundCrossSection:
         if (self.xsec_pb is None) == (self.k_factor is None):
             raise ValueError("give exactly one of xsec_pb or k_factor")
         return self
+
+
+class TruthMetFilterConfig(_Section):
+    """The generator-level filter on the truth MET an event can still reach (``jobs/hooks.py``,
+    ``truth_met``): decided when the shower has evolved down to ``veto_scale_gev``; events whose
+    bound is below ``min_gev`` are dropped before the rest of the shower and the detector, and the
+    filter efficiency is folded into the cross section. Keep ``min_gev`` below the analysis's MET
+    cut by the detector resolution and the softer emissions to come (README, "Targeted production")."""
+
+    enabled: bool = True
+    min_gev: float = Field(default=150.0, ge=0, le=5000, description="keep events whose reachable truth MET is >= this")
+    veto_scale_gev: float = Field(default=30.0, gt=0, le=1000, description="shower pT scale at which the filter decides")
+    dilepton_pt_min_gev: float = Field(
+        default=8.0, ge=0, le=1000,
+        description="also require an opposite-charge, possibly same-flavour pair of hard-process leptons (tau: e or mu) "
+        "with pT >= this (0: no lepton condition); below the selection's lepton pT cut by the resolution",
+    )
+    samples: list[str] | None = Field(
+        default=None, description="where it applies: background process names and/or 'signal'; null: every sample"
+    )
+    record_only: bool = Field(
+        default=False, description="veto nothing, write the bound per event (GenFilter_metBound): a reference sample"
+    )
+
+    @field_validator("samples")
+    @classmethod
+    def _known_samples(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return names
+        unknown = [name for name in names if name != "signal" and name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown sample kind(s) {unknown}; use 'signal' or background processes {list(KNOWN_BACKGROUNDS)}")
+        return names
+
+    def applies_to(self, process: str, is_signal: bool) -> bool:
+        """Whether the filter runs for a sample of ``process`` (a background name, or any signal)."""
+        return self.enabled and (self.samples is None or ("signal" if is_signal else process) in self.samples)
 
 
 class SamplesConfig(_Section):
@@ -136,7 +176,8 @@ class SamplesConfig(_Section):
 
     fileset: Path | None = Field(
         default=None,
-        description="a coffea fileset JSON to analyse instead of generating the built-in samples",
+        description="a coffea fileset JSON to analyse instead of generating the built-in samples "
+        "(a relative path is relative to the config file)",
     )
     cache_dir: Path = Field(
         default=Path("~/.cache/bsmscan/samples"),
@@ -165,6 +206,23 @@ class SamplesConfig(_Section):
         default=0.0, ge=0, description="the same for the signal (off by default: it lowers the effective sample size)"
     )
     pt_bias_reference_gev: float = Field(default=50.0, gt=0)
+    background_events_per_process: dict[str, StrictInt] = Field(
+        default_factory=dict, description="events per background process, overriding background_events"
+    )
+    pt_bias_power_per_process: dict[str, float] = Field(
+        default_factory=dict, description="pT-hat bias power per background process, overriding pt_bias_power"
+    )
+    truth_met_filter: TruthMetFilterConfig = Field(default_factory=TruthMetFilterConfig)
+    leptonic_taus: list[str] = Field(
+        default_factory=lambda: ["WW", "ttbar", "Ztautau"],
+        description="backgrounds whose tau decays are forced to e/mu, each event weighted by BR^(number of taus): "
+        "for selections that need two light leptons from the hard process",
+    )
+    btag_veto_weights: list[str] = Field(
+        default_factory=lambda: ["ttbar"],
+        description="backgrounds generated with truth tagging: no jet b-tagged, each event weighted by P(no jet "
+        "tagged); only for a selection with a b-veto (n_bjet == 0)",
+    )
     signal_xsec: Literal["nlo_nll", "lo"] = Field(
         default="nlo_nll",
         description="signal normalisation: the LHC SUSY cross-section working group's NLO+NLL table "
@@ -174,6 +232,30 @@ class SamplesConfig(_Section):
         default_factory=dict,
         description="per background: a reference cross section or K-factor instead of Pythia's LO",
     )
+
+    @field_validator("background_events_per_process", "pt_bias_power_per_process")
+    @classmethod
+    def _per_process(cls, values: dict, info) -> dict:
+        unknown = [name for name in values if name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown background process(es) {unknown}; known: {list(KNOWN_BACKGROUNDS)}")
+        if info.field_name == "background_events_per_process":
+            bad = {name: n for name, n in values.items() if n <= 0}
+            if bad:
+                raise ValueError(f"event counts must be > 0 (got {bad})")
+        else:
+            bad = {name: power for name, power in values.items() if not 0 <= power <= 8}
+            if bad:
+                raise ValueError(f"a pT-hat bias power must lie in [0, 8] (got {bad})")
+        return values
+
+    @field_validator("leptonic_taus", "btag_veto_weights")
+    @classmethod
+    def _known_leptonic_taus(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown background process(es) {unknown}; known: {list(KNOWN_BACKGROUNDS)}")
+        return names
 
     @field_validator("background_xsec")
     @classmethod
@@ -207,12 +289,24 @@ class SamplesConfig(_Section):
         return Path(self.cache_dir).expanduser()
 
 
+#: NanoAOD working points: muon IDs (boolean branches ``Muon_<id>Id``), electron cut-based
+#: levels (``Electron_cutBased >= level``) and jet-ID bits (``Jet_jetId & bit``).
+MUON_IDS = ("none", "loose", "medium", "tight")
+ELECTRON_IDS = {"none": 0, "veto": 1, "loose": 2, "medium": 3, "tight": 4}
+JET_IDS = {"none": 0, "loose": 1, "tight": 2, "tight_lepton_veto": 4}
+_BRANCH_FIELD = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 class ObjectSelection(_Section):
     """Object definitions applied before the event preselection.
 
     The b-tag is ``Jet_<btag_branch> > btag_threshold``: ``btag`` > 0.5 for the generator's
     boolean flag; for CMS NanoAOD e.g. ``btagDeepFlavB`` > 0.2783 (DeepJet medium, 2018).
     Collections can be switched off for inputs that lack them (a muon-only dataset).
+    NanoAOD working points: ``muon_id`` (``Muon_tightId`` ...), ``muon_iso_max`` (on
+    ``Muon_pfRelIso04_all``), ``electron_id`` (``Electron_cutBased`` level), ``electron_iso_max``,
+    ``jet_id`` (a ``Jet_jetId`` bit) and ``met_flavour`` (``MET``, ``PuppiMET``); every field left
+    out keeps its default, which the run logs (``(default)``) before it starts.
     """
 
     use_electrons: bool = True
@@ -229,19 +323,147 @@ class ObjectSelection(_Section):
     btag_branch: str = Field(default="btag", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     btag_threshold: float = 0.5
     jet_lepton_overlap_dr: float = Field(default=0.4, ge=0, description="jets this close to a selected lepton are removed")
+    # NanoAOD identification and isolation working points (processors/identification.py); "none" / null: not applied
+    muon_id: Literal[MUON_IDS] = Field(default="none", description="Muon_<id>Id must be true (NanoAOD looseId, mediumId, tightId)")
+    muon_iso_max: float | None = Field(default=None, gt=0, description="Muon_<muon_iso_branch> < this (relative isolation)")
+    muon_iso_branch: str = Field(default="pfRelIso04_all", pattern=_BRANCH_FIELD)
+    electron_id: Literal[tuple(ELECTRON_IDS)] = Field(
+        default="none", description="Electron_cutBased >= the level (veto 1, loose 2, medium 3, tight 4)")
+    electron_iso_max: float | None = Field(default=None, gt=0, description="Electron_<electron_iso_branch> < this")
+    electron_iso_branch: str = Field(default="pfRelIso03_all", pattern=_BRANCH_FIELD)
+    jet_id: Literal[tuple(JET_IDS)] = Field(
+        default="none", description="bit of Jet_jetId that must be set (loose 1, tight 2, tight_lepton_veto 4)")
+    met_flavour: str = Field(default="MET", pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+                             description="the MET collection: MET (MET_pt, MET_phi), PuppiMET, ChsMET, ...")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _check_names(names, what: str) -> None:
+    bad = [name for name in names if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name)]
+    if bad:
+        raise ValueError(f"{what} must be names of letters, digits and '_' (not starting with a digit, at most 64 "
+                         f"characters); got {bad}")
 
 
 class SelectionConfig(_Section):
-    """Objects plus the ordered preselection cuts (safe expressions over feature names)."""
+    """Objects, event filters and the ordered preselection cuts (safe expressions).
+
+    ``triggers``: HLT branches of which at least one must be true (``HLT_IsoMu24``);
+    ``flags``: event-filter branches that must all be true (``Flag_goodVertices``). Each is a
+    counted cutflow step before the cuts. Cuts are safe expressions over the derived columns
+    (features, object counts) and event-level input branches (``nMuon == 2``, ``PV_npvs > 0``).
+    """
 
     objects: ObjectSelection = Field(default_factory=ObjectSelection)
+    triggers: list[str] = Field(default_factory=list, description="HLT_* branches, OR: an event passes if any is true")
+    flags: list[str] = Field(default_factory=list, description="Flag_* (event filter) branches, AND: all must be true")
     cuts: dict[str, str] = Field(default_factory=dict, description="name -> cut expression, applied in order")
+
+    @field_validator("triggers", "flags")
+    @classmethod
+    def _branch_names(cls, names: list[str], info) -> list[str]:
+        _check_names(names, info.field_name)
+        if len(set(names)) != len(names):
+            raise ValueError(f"a branch is listed twice: {names}")
+        return names
 
 
 class FeaturesConfig(_Section):
-    """Which feature set the classifier sees (``thesis``, ``baldi`` or ``all``)."""
+    """The classifier's inputs: a feature set, or features chosen by name, plus expressions.
+
+    ``names`` (instead of ``set``) lists the features of the store in order: any derived
+    column (the thesis and Baldi features, object counts), an event-level input branch or a
+    name of ``expressions``, which defines new features as safe expressions over those columns
+    (``pt_ratio: "lep2_pt / lep1_pt"``). Without ``names`` the store holds ``set`` followed by
+    the ``expressions``.
+    """
 
     set: Literal["thesis", "baldi", "all"] = "thesis"
+    names: list[str] | None = Field(default=None, min_length=1, description="features by name (replaces set)")
+    expressions: dict[str, str] = Field(default_factory=dict, description="name -> safe expression: new features")
+
+    @field_validator("names")
+    @classmethod
+    def _unique_names(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            _check_names(names, "feature names")
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"feature(s) listed twice: {repeated}")
+        return names
+
+    @field_validator("expressions")
+    @classmethod
+    def _expression_names(cls, expressions: dict[str, str]) -> dict[str, str]:
+        _check_names(list(expressions), "expression names")
+        return expressions
+
+
+class ControlHistogram(_Section):
+    """One control histogram: a column (``variable``, default: the histogram's name) or a safe
+    ``expression``, ``bins`` regular bins over ``range``, optionally with log axes."""
+
+    variable: str | None = Field(default=None, description="the column filled; default: the histogram's name")
+    expression: str | None = Field(default=None, description="a safe expression filled instead of a column")
+    bins: StrictInt = Field(default=30, gt=0, le=10_000)
+    range: tuple[float, float]
+    label: str | None = Field(default=None, max_length=200, description="the axis label (default: the variable)")
+    log_x: bool = Field(default=False, description="bins regular in log(x) (range low > 0)")
+    log_y: bool = Field(default=False, description="log scale for the event counts")
+
+    @model_validator(mode="after")
+    def _valid(self) -> ControlHistogram:
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"range [{low:g}, {high:g}] is empty: the low edge must be below the high edge")
+        if self.log_x and low <= 0:
+            raise ValueError(f"log_x needs a range above 0 (got low edge {low:g})")
+        if self.variable is not None and self.expression is not None:
+            raise ValueError("give a variable or an expression, not both")
+        if self.variable is not None:
+            _check_names([self.variable], "variable")
+        return self
+
+    def column(self, name: str) -> str:
+        """The column this histogram fills (its expression is registered under ``name``)."""
+        return self.variable or name
+
+
+class ControlConfig(_Section):
+    """Control histograms filled after the preselection, for every dataset (data and simulation).
+
+    ``histograms`` maps a histogram name to its definition; left out, a default set fitting
+    the objects in use is filled (:func:`control_histograms`). ``normalise_mc_to_data``: scale
+    the simulation stack to the data yield in the data/MC figures (a shape comparison).
+    """
+
+    histograms: dict[str, ControlHistogram] | None = Field(
+        default=None, description="name -> histogram; null: the defaults (m_ll, lepton pT, MET)")
+    normalise_mc_to_data: bool = False
+
+    @field_validator("histograms")
+    @classmethod
+    def _names(cls, histograms: dict | None) -> dict | None:
+        if histograms is not None:
+            _check_names(list(histograms), "control histogram names")
+        return histograms
+
+
+def control_histograms(config: AnalysisConfig) -> dict[str, ControlHistogram]:
+    """The control histograms of ``config``: its ``control.histograms``, or the defaults
+    (m_ll, both lepton pTs, and MET where MET is used)."""
+    if config.control.histograms is not None:
+        return dict(config.control.histograms)
+    defaults = {
+        "mll": ControlHistogram(bins=60, range=(0.0, 300.0), label=r"$m_{\ell\ell}$ [GeV]"),
+        "lep1_pt": ControlHistogram(bins=40, range=(0.0, 400.0), label=r"$p_T(\ell_1)$ [GeV]"),
+        "lep2_pt": ControlHistogram(bins=40, range=(0.0, 200.0), label=r"$p_T(\ell_2)$ [GeV]"),
+    }
+    if config.selection.objects.use_met:
+        defaults["met"] = ControlHistogram(bins=40, range=(0.0, 800.0), label=r"$E_T^{miss}$ [GeV]")
+    return defaults
 
 
 class ModelConfig(_Section):
@@ -318,6 +540,9 @@ class TrainingConfig(_Section):
     )
     per_point: bool = Field(default=False, description="train one (non-parametrised) network per grid point")
     eval_batch_size: StrictInt = Field(default=65536, gt=0, description="rows per forward pass when evaluating")
+    baseline: Literal["none", "xgboost"] = Field(
+        default="none", description="also train gradient-boosted trees on the same splits and weights (nn/baseline.py)"
+    )
 
     @field_validator("split_fractions")
     @classmethod
@@ -373,6 +598,9 @@ class FitConfig(_Section):
     enabled: bool = Field(default=True, description="run the fit stage in the default chain")
     min_background_ess: float = Field(
         default=10.0, ge=0, description="merge score bins from the high end until each bin's background ESS reaches this; 0: keep the bins"
+    )
+    max_bins: int | None = Field(
+        default=10, ge=1, description="at most this many bins: the groups below the highest max_bins - 1 are merged into one; null: no limit"
     )
     relative_background_uncertainty: float | None = Field(
         default=None, ge=0, lt=1, description="sigma_b / b per bin; default: scan.relative_background_uncertainty"
@@ -675,6 +903,7 @@ class AnalysisConfig(_Section):
     samples: SamplesConfig
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     scan: ScanConfig = Field(default_factory=ScanConfig)
@@ -713,8 +942,6 @@ def short_repr(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
 
     Containers are cut while being written, so a huge value costs no more than the limit.
     """
-    import reprlib
-
     shortener = reprlib.Repr()
     shortener.maxstring = shortener.maxother = limit
     shortener.maxlist = shortener.maxdict = shortener.maxtuple = shortener.maxset = 8
@@ -837,7 +1064,13 @@ def load_config(path: str | Path) -> AnalysisConfig:
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"cannot read analysis config {path}: {error.strerror}") from None
-    return config_from_dict(parse_config_yaml(text, str(path)), source=str(path))
+    data = parse_config_yaml(text, str(path))
+    samples = data.get("samples") if isinstance(data, dict) else None
+    fileset = samples.get("fileset") if isinstance(samples, dict) else None
+    if isinstance(fileset, str) and fileset and not Path(fileset).expanduser().is_absolute():
+        # a relative fileset is relative to the config file, wherever the command runs
+        data["samples"] = {**samples, "fileset": str((path.parent / fileset).resolve())}
+    return config_from_dict(data, source=str(path))
 
 
 def default_config_text() -> str:

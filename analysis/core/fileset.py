@@ -3,8 +3,11 @@
 A fileset is coffea's format, ``{dataset: {"files": {path: treename} | [paths], "metadata": {...}}}``
 (the generator's ``fileset.json`` or a user's own). Before any chunk is processed, every
 file is opened once on the driver: an unreadable or corrupt file, a file without the tree or
-a required branch, or an empty file raises :class:`BadInputFileError` naming the file (and the
-branch). A truncated ROOT file (shorter than the end its header records, e.g. a copy that
+a required branch (the object kinematics, the working points, MET flavour, triggers and flags
+of the config, and the input branches that cuts, features and control histograms name, each
+with the setting that needs it), or an empty file raises :class:`BadInputFileError` naming the
+file (and the branch). A dataset mixing collision data and simulation (files without and with
+``genWeight``), or collision data not marked ``is_data``, is a :class:`FilesetError`. A truncated ROOT file (shorter than the end its header records, e.g. a copy that
 stopped half-way) is bad as well, before any chunk tries to read the missing baskets.
 
 With ``skip_bad_files`` (or ``executor.on_bad_files: skip``) such files are left out instead
@@ -122,20 +125,52 @@ def file_format(path: str) -> str:
     return "parquet" if str(path).lower().endswith((".parquet", ".parq")) else "root"
 
 
-def required_branches(config: AnalysisConfig, is_data: bool) -> list[str]:
-    """The branches the selection stage reads, given the config's object switches."""
+def branch_requirements(config: AnalysisConfig, is_data: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The branches the selection stage reads, each with the setting that needs it.
+
+    From the config's object switches and working points (``Muon_tightId`` for
+    ``selection.objects.muon_id: tight``, ...), the MET flavour, the triggers and event flags;
+    ``extra`` adds branches named by cuts, features or control histograms (branch -> setting),
+    which the processors work out from the expressions.
+    """
     objects = config.selection.objects
-    branches = [] if is_data else ["genWeight"]
+    needs: dict[str, str] = {} if is_data else {"genWeight": "event weights of simulation (is_data is not set)"}
     lepton_fields = ("pt", "eta", "phi", "mass", "charge")
+
+    def add(branches, setting: str) -> None:
+        for branch in branches:
+            needs.setdefault(branch, setting)
+
     if objects.use_electrons:
-        branches += [f"Electron_{f}" for f in lepton_fields]
+        add([f"Electron_{f}" for f in lepton_fields], "selection.objects.use_electrons")
+        if objects.electron_id != "none":
+            add(["Electron_cutBased"], f"selection.objects.electron_id: {objects.electron_id}")
+        if objects.electron_iso_max is not None:
+            add([f"Electron_{objects.electron_iso_branch}"], "selection.objects.electron_iso_max")
     if objects.use_muons:
-        branches += [f"Muon_{f}" for f in lepton_fields]
+        add([f"Muon_{f}" for f in lepton_fields], "selection.objects.use_muons")
+        if objects.muon_id != "none":
+            add([f"Muon_{objects.muon_id}Id"], f"selection.objects.muon_id: {objects.muon_id}")
+        if objects.muon_iso_max is not None:
+            add([f"Muon_{objects.muon_iso_branch}"], "selection.objects.muon_iso_max")
     if objects.use_jets:
-        branches += [f"Jet_{f}" for f in ("pt", "eta", "phi", "mass", objects.btag_branch)]
+        add([f"Jet_{f}" for f in ("pt", "eta", "phi", "mass")], "selection.objects.use_jets")
+        add([f"Jet_{objects.btag_branch}"], f"selection.objects.btag_branch: {objects.btag_branch}")
+        if objects.jet_id != "none":
+            add(["Jet_jetId"], f"selection.objects.jet_id: {objects.jet_id}")
     if objects.use_met:
-        branches += ["MET_pt", "MET_phi"]
-    return branches
+        add([f"{objects.met_flavour}_pt", f"{objects.met_flavour}_phi"], f"selection.objects.met_flavour: {objects.met_flavour}")
+    add(config.selection.triggers, "selection.triggers")
+    add(config.selection.flags, "selection.flags")
+    add((extra or {}).keys(), "")
+    for branch, setting in (extra or {}).items():
+        needs[branch] = needs[branch] or setting
+    return needs
+
+
+def required_branches(config: AnalysisConfig, is_data: bool) -> list[str]:
+    """The branches the selection stage reads, given the config's objects and event filters."""
+    return list(branch_requirements(config, is_data))
 
 
 def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
@@ -147,11 +182,13 @@ def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
         return set(parquet.schema_arrow.names), parquet.metadata.num_rows
     try:
         with uproot.open(path) as file:
-            check_complete(path, file)
             if tree not in file:
+                check_complete(path, file)
                 raise BadInputFileError(path, f"no tree {tree!r} (contains: {', '.join(file.keys()) or 'nothing'})")
             events = file[tree]
-            return set(events.keys()), int(events.num_entries)
+            branches, n_events = set(events.keys()), int(events.num_entries)
+            check_complete(path, file, n_events)
+            return branches, n_events
     except BadInputFileError:
         raise
     except FileNotFoundError:
@@ -160,7 +197,7 @@ def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
         raise BadInputFileError(path, f"not a readable ROOT file ({type(error).__name__}: {error})") from None
 
 
-def check_complete(path: str, file) -> None:
+def check_complete(path: str, file, n_events: int | None = None) -> None:
     """Raise :class:`BadInputFileError` if an open ROOT ``file`` is shorter than its header says.
 
     The header's ``fEND`` is where the writer finished; a copy cut short (a full disk, an
@@ -171,15 +208,24 @@ def check_complete(path: str, file) -> None:
     except (AttributeError, TypeError, OSError):  # a source that cannot tell its size: nothing to compare
         return
     if size < expected:
-        raise BadInputFileError(path, f"truncated ROOT file: {size} bytes of the {expected} its header records")
+        raise BadInputFileError(path, f"truncated ROOT file: {size} bytes of the {expected} its header records", n_events)
 
 
-def inspect_file(path: str, tree: str, required: list[str]) -> int:
-    """Open one file, check its tree and branches; return its number of events."""
-    branches, n_events = _branches_and_entries(path, tree)
+def inspect_file(path: str, tree: str, required) -> int:
+    """Open one file, check its tree and branches; return its number of events.
+
+    ``required``: branch names, or a mapping branch -> the setting that needs it (named in the
+    error, e.g. ``missing branch(es) 'Muon_tightId' (needed by selection.objects.muon_id: tight)``).
+    """
+    return _check_file(path, *_branches_and_entries(path, tree), required)
+
+
+def _check_file(path: str, branches: set[str], n_events: int, required) -> int:
     missing = [branch for branch in required if branch not in branches]
     if missing:
-        raise BadInputFileError(path, f"missing branch(es) {', '.join(map(repr, missing))}", n_events)
+        reasons = sorted({required[b] for b in missing if required[b]}) if isinstance(required, dict) else []
+        why = f" (needed by {'; '.join(reasons)})" if reasons else ""
+        raise BadInputFileError(path, f"missing branch(es) {', '.join(map(repr, missing))}{why}", n_events)
     if n_events == 0:
         raise BadInputFileError(path, "the file holds no events", 0)
     return n_events
@@ -189,11 +235,17 @@ def normalise_fileset(fileset: dict) -> dict:
     """Every dataset as ``{"files": {path: tree}, "metadata": {...}}`` (lists get tree ``Events``)."""
     normalised = {}
     for dataset, entry in fileset.items():
+        if isinstance(entry, dict) and "files" not in entry:
+            raise FilesetError(f"dataset {str(dataset)[:200]!r}: no 'files' (a list of paths or a mapping path -> tree)")
         files = entry["files"] if isinstance(entry, dict) else entry
         if isinstance(files, (list, tuple)):
             files = {str(path): "Events" for path in files}
-        metadata = dict(entry.get("metadata", {})) if isinstance(entry, dict) else {}
-        normalised[dataset] = {"files": dict(files), "metadata": metadata}
+        metadata = entry.get("metadata", {}) if isinstance(entry, dict) else {}
+        if not isinstance(files, dict) or not all(isinstance(tree, str) for tree in files.values()):
+            raise FilesetError(f"dataset {str(dataset)[:200]!r}: 'files' must be a list of paths or a mapping path -> tree")
+        if not isinstance(metadata, dict):
+            raise FilesetError(f"dataset {str(dataset)[:200]!r}: 'metadata' must be a mapping")
+        normalised[dataset] = {"files": dict(files), "metadata": dict(metadata)}
     return normalised
 
 
@@ -204,10 +256,10 @@ def load_fileset(path: str | Path) -> dict:
         fileset = json.loads(path.read_text())
     except OSError as error:
         raise FileNotFoundError(f"cannot read fileset {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"fileset {path} is not valid JSON: {error}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FilesetError(f"fileset {path} is not valid JSON: {str(error)[:300]}") from None
     if not isinstance(fileset, dict) or not fileset:
-        raise ValueError(f"fileset {path} must be a non-empty mapping of dataset -> files")
+        raise FilesetError(f"fileset {path} must be a non-empty mapping of dataset -> files")
     base = path.parent
     normalised = normalise_fileset(fileset)
     for entry in normalised.values():  # relative paths are relative to the fileset file
@@ -226,27 +278,79 @@ def _sum_genweight(files: dict) -> float:
     return total
 
 
-def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool = False) -> InspectedFileset:
+class FilesetError(UserError, ValueError):
+    """A fileset whose datasets are described wrongly (data and simulation mixed, bad flags)."""
+
+
+def dataset_flags(dataset: str, metadata: dict) -> tuple[bool, bool]:
+    """``(is_data, is_signal)`` of a dataset; :class:`FilesetError` unless both are booleans
+    (when given) and not both true."""
+    flags = []
+    for key in ("is_data", "is_signal"):
+        value = metadata.get(key, False)
+        if not isinstance(value, bool):
+            raise FilesetError(f"dataset {dataset!r}: metadata {key!r} must be true or false, got {value!r}")
+        flags.append(value)
+    if all(flags):
+        raise FilesetError(f"dataset {dataset!r}: metadata says both is_data and is_signal; collision data is not signal")
+    return flags[0], flags[1]
+
+
+def _check_data_and_simulation(dataset: str, is_data: bool, seen: dict[str, bool]) -> None:
+    """Refuse a dataset that mixes collision-data files (no ``genWeight``) and simulation, or
+    simulation that is not marked, naming files; ``seen``: path -> has genWeight (readable files)."""
+    with_weight = [p for p, has in seen.items() if has]
+    without = [p for p, has in seen.items() if not has]
+    if with_weight and without:
+        raise FilesetError(
+            f"dataset {dataset!r} mixes simulation ({Path(with_weight[0]).name} has a genWeight branch) and "
+            f"collision data ({Path(without[0]).name} has none): put them in datasets of their own and mark the data "
+            "with \"is_data\": true in its metadata")
+    if not is_data and without:
+        raise FilesetError(
+            f"dataset {dataset!r} is treated as simulation (its metadata has no \"is_data\": true) but "
+            f"{without[0]} has no genWeight branch: collision data? set \"is_data\": true in its metadata")
+    if is_data and with_weight:
+        log.warning("dataset %r is marked is_data but %s has a genWeight branch (simulation used as pseudo-data?): "
+                    "its events get weight 1", dataset, Path(with_weight[0]).name)
+
+
+def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool = False,
+                    extra_branches: dict[str, str] | None = None) -> InspectedFileset:
     """Check every file of ``fileset``; split it by format; fill in missing ``sum_genweight``.
 
     Simulation needs ``xsec_pb`` in its metadata (collision data: ``is_data: true``);
     ``sum_genweight``, when absent, is the sum of ``genWeight`` over the dataset's good files.
+    A dataset that mixes data and simulation files (with and without ``genWeight``), or
+    collision data not marked ``is_data``, is a :class:`FilesetError` naming a file.
+    ``extra_branches`` (branch -> setting): branches that cuts, features or control histograms
+    read, checked in every file like the object branches.
     """
     skip_bad_files = skip_bad_files or config.executor.on_bad_files == "skip"
     result = InspectedFileset()
     for dataset, entry in normalise_fileset(fileset).items():
         metadata = dict(entry["metadata"])
-        is_data = bool(metadata.get("is_data", False))
+        is_data, _ = dataset_flags(dataset, metadata)
+        opened: dict[str, tuple[set[str], int] | BadInputFileError] = {}
+        for path, tree in entry["files"].items():  # each file is opened once
+            try:
+                opened[path] = _branches_and_entries(path, tree)
+            except BadInputFileError as error:
+                opened[path] = error
+        seen = {path: "genWeight" in got[0] for path, got in opened.items() if not isinstance(got, BadInputFileError)}
+        _check_data_and_simulation(dataset, is_data, seen)
         if not is_data and metadata.get("xsec_pb") is None:
-            raise ValueError(
+            raise FilesetError(
                 f"dataset {dataset!r}: simulation needs 'xsec_pb' in its fileset metadata "
                 "(or 'is_data': true for collision data)"
             )
-        required = required_branches(config, is_data)
+        required = branch_requirements(config, is_data, extra_branches)
         good, n_input, skipped = {}, 0, []
         for path, tree in entry["files"].items():
             try:
-                n_input += inspect_file(path, tree, required)
+                if isinstance(opened[path], BadInputFileError):
+                    raise opened[path]
+                n_input += _check_file(path, *opened[path], required)
                 good[path] = tree
             except BadInputFileError as error:
                 if not skip_bad_files:
@@ -290,3 +394,7 @@ def _renormalise(dataset: str, metadata: dict, good: dict, skipped: list[dict], 
                        None if fileset_sumw is None else float(fileset_sumw), read_sumw, is_data)
     log.warning("bad files skipped: %s", loss.describe())
     return loss
+
+
+class NoSignalError(UserError, ValueError):
+    """The stages asked for need signal, and the analysis has no signal grid point / signal dataset."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from analysis.core.config import AnalysisConfig
 from analysis.core.layout import ResultsLayout
 from analysis.core.provenance import collect_provenance
+from analysis.results.baseline_plots import make_baseline_plots
 from analysis.results.control import control_at_thresholds
 from analysis.results.html import write_report
 from analysis.results.plots import (
@@ -121,6 +122,8 @@ def _scan_part(config: AnalysisConfig, layout: ResultsLayout, report: dict, scor
     background = [p for p in scores.score.axes["process"] if p not in labels]
     model = _model_record(layout.model_dir)
     images = make_all_plots(layout.outdir / "plots", scores.score, control, model.get("history"), summary, background)
+    baseline_images, baseline = make_baseline_plots(layout.model_dir, layout.outdir / "plots", config.scan)  # trees, if trained
+    images.update(baseline_images)
     finite = [p for p in summary.points if math.isfinite(p.best_z)]
     report["events"]["scored"] = scores.n_scored
     report.update({
@@ -132,5 +135,6 @@ def _scan_part(config: AnalysisConfig, layout: ResultsLayout, report: dict, scor
         "luminosity_projection": summary.z_vs_luminosity,
         "provenance": collect_provenance(config, {"global": config.seed, "training": model.get("seed", config.seed)},
                                          executor),
+        **baseline,
     })
     return images

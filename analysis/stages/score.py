@@ -21,6 +21,7 @@ from analysis.core.config import AnalysisConfig
 from analysis.core.executors import client_for, run_chunks
 from analysis.core.fileset import check_all_events, inspect_fileset
 from nn.artifact import load_model
+from processors.columns import AnalysisColumns
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
 
@@ -50,7 +51,8 @@ def run_scoring(
 ) -> ScoringResult:
     """Score every selected event of ``fileset`` at each grid point of ``points``."""
     executor = executor or config.executor.name
-    inspected = inspect_fileset(fileset, config, skip_bad_files)
+    inspected = inspect_fileset(fileset, config, skip_bad_files,
+                                extra_branches=AnalysisColumns.from_config(config).required_branches())
     datasets = {**inspected.root, **inspected.parquet}
     scorer = scoring_processor(config, model_dir, points, datasets)
     with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client,

@@ -10,8 +10,9 @@ from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
 from analysis.core.layout import ResultsLayout
 from nn.artifact import load_model
+from nn.baseline import train_baselines
 from nn.boosting import boost_on_errors
-from nn.data import read_feature_store
+from nn.data import read_feature_store, simulation_only
 from nn.search import best_model_directory
 from nn.train import train_from_store
 
@@ -39,10 +40,14 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
         if config.training.per_point:
             raise UserError("training.boost_rounds: boosting on errors trains one network; it cannot be combined "
                             "with training.per_point")
-        boosted = boost_on_errors(read_feature_store(layout.store), config, verbose=True)
+        boosted = boost_on_errors(simulation_only(read_feature_store(layout.store)), config, verbose=True)
         boosted.final.save(layout.model_dir)
+        if config.training.baseline != "none":
+            train_baselines([boosted.final], layout.model_dir, config)  # trees beside the network: nn/baseline.py
         return layout.model_dir
-    train_from_store(layout.store, layout.model_dir, config)
+    results = train_from_store(layout.store, layout.model_dir, config)
+    if config.training.baseline != "none":
+        train_baselines(results, layout.model_dir, config)  # trees beside the network: nn/baseline.py
     return layout.model_dir
 
 

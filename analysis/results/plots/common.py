@@ -47,11 +47,14 @@ def select(histogram: hist.Hist, fixed: Mapping[str, str], processes: Sequence[s
     for axis, label in fixed.items():
         check_label(histogram, axis, label)
     present = [p for p in processes if p in histogram.axes["process"]]
+    # by bin index, not by label: hist reads '*' and '?' in a label as wildcards ("Z/gamma* -> ll")
+    index = {axis: histogram.axes[axis].index(label) for axis, label in fixed.items()}
+    index["process"] = [histogram.axes["process"].index(p) for p in present]
     with warnings.catch_warnings():
         # hist calls list selection experimental because the removed categories do not go to the
         # overflow bin; that is what is wanted here: a sum over exactly these processes.
         warnings.filterwarnings("ignore", message="List indexing selection is experimental", category=UserWarning)
-        return histogram[{**fixed, "process": present}]
+        return histogram[index]
 
 
 def process_sum(histogram: hist.Hist, fixed: Mapping[str, str], processes: Sequence[str]) -> hist.Hist:

@@ -25,6 +25,7 @@ import mplhep
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .common import DPI, SIGNAL_COLOUR, by_yield, note, save, select, style
 
@@ -52,11 +53,18 @@ def _figure(ratio: bool):
 
 
 def _label(ax, has_data: bool, has_simulation: bool, title: str | None) -> None:
+    """"bsmscan Data / Simulation" inside the frame, top left (the axis' offset text, x10^7, sits
+    above the frame there), with headroom above the highest bin for it and the legend."""
     kind = " / ".join(word for word, present in (("Data", has_data), ("Simulation", has_simulation)) if present)
-    name = ax.text(0.0, 1.01, "bsmscan", transform=ax.transAxes, ha="left", va="bottom", fontweight="bold")
+    name = ax.text(0.03, 0.96, "bsmscan", transform=ax.transAxes, ha="left", va="top", fontweight="bold")
     ax.annotate(f" {kind}", xy=(1.0, 0.0), xycoords=name, ha="left", va="bottom", fontstyle="italic")
     if title:
         ax.set_title(title, loc="right", fontsize="small")
+    bottom, top = ax.get_ylim()
+    if ax.get_yscale() == "log" and bottom > 0:
+        ax.set_ylim(bottom, top * (top / bottom) ** 0.4)
+    else:
+        ax.set_ylim(bottom, bottom + 1.4 * (top - bottom))
 
 
 def plot_data_mc(histogram: hist.Hist, path: str | Path, *, data: Sequence[str] = (), simulation: Sequence[str] = (),
@@ -86,16 +94,19 @@ def plot_data_mc(histogram: hist.Hist, path: str | Path, *, data: Sequence[str] 
                 mplhep.histplot(select(histogram, {}, [process])[{"process": sum}] * scale, histtype="step",
                                 linewidth=2, color=SIGNAL_COLOUR if len(signal) == 1 else None, label=process,
                                 ax=ax, flow="none", yerr=False)
-        if data_total is not None:
-            counts = data_total.values()
-            mplhep.histplot(counts, edges, histtype="errorbar", yerr=np.sqrt(np.maximum(counts, 0.0)), color="black",
-                            label=f"data ({counts.sum():.0f} events)", ax=ax, xerr=True)
+        if data_total is not None:  # points with Poisson errors; empty bins are not drawn
+            counts, centres = data_total.values(), axis.centers
+            shown = counts > 0
+            ax.errorbar(centres[shown], counts[shown], yerr=np.sqrt(counts[shown]),
+                        xerr=[(centres - edges[:-1])[shown], (edges[1:] - centres)[shown]], fmt="o", color="black",
+                        markersize=5, label=f"data ({counts.sum():.0f} events)")
         if not backgrounds and data_total is None and not signal:
             note(ax, "no events")
         ax.set_ylabel("events / bin" if data_total is not None else "weighted events / bin")
         if log_y:
-            positive = np.concatenate([h.values()[h.values() > 0] for h in (data_total, mc_total) if h is not None]
-                                      or [np.array([])])
+            shown_values = [data_total.values()] if data_total is not None else []
+            shown_values += [mc_total.values() * scale] if mc_total is not None else []
+            positive = np.concatenate([v[v > 0] for v in shown_values] or [np.array([])])
             ax.set_yscale("log")
             if positive.size:
                 ax.set_ylim(bottom=0.5 * positive.min())
@@ -103,27 +114,29 @@ def plot_data_mc(histogram: hist.Hist, path: str | Path, *, data: Sequence[str] 
             ax.set_ylim(bottom=0.0)
         handles, _ = ax.get_legend_handles_labels()
         if handles:
-            ax.legend(fontsize="x-small", ncols=2, title=f"simulation x {scale:.3g}" if scale != 1.0 else None,
-                      title_fontsize="x-small")
+            scaled = f"simulation scaled x {scale:.3g} to the data" if scale != 1.0 else None
+            ax.legend(fontsize="x-small", ncols=2, title=scaled, title_fontsize="x-small")
         _label(ax, data_total is not None, bool(backgrounds or signal), title)
         bottom = ratio_ax if ratio_ax is not None else ax
         if axis.transform is not None:
             bottom.set_xscale("log")
+            bottom.xaxis.set_minor_formatter(NullFormatter())
         bottom.set_xlim(edges[0], edges[-1])
         bottom.set_xlabel(axis.label or axis.name)
         if ratio_ax is not None:
-            _ratio_panel(ratio_ax, edges, data_total.values(), mc_total.values() * scale,
+            ax.set_xlabel("")
+            ax.tick_params(labelbottom=False)
+            _ratio_panel(ratio_ax, edges, axis.centers, data_total.values(), mc_total.values() * scale,
                          np.sqrt(mc_total.variances()) * scale)
         return save(figure, path)
 
 
-def _ratio_panel(ax, edges: np.ndarray, data: np.ndarray, mc: np.ndarray, mc_error: np.ndarray) -> None:
+def _ratio_panel(ax, edges: np.ndarray, centres: np.ndarray, data: np.ndarray, mc: np.ndarray, mc_error: np.ndarray) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(mc > 0, data / mc, np.nan)
         ratio_error = np.where(mc > 0, np.sqrt(np.maximum(data, 0.0)) / mc, np.nan)
         relative = np.where(mc > 0, mc_error / mc, 0.0)
     _band(ax, edges, 1.0 - relative, 1.0 + relative)
-    centres = 0.5 * (edges[1:] + edges[:-1])
     shown = np.isfinite(ratio) & (data > 0)
     ax.errorbar(centres[shown], ratio[shown], yerr=ratio_error[shown], fmt="o", color="black", markersize=4)
     ax.axhline(1.0, color="0.3", linewidth=1, linestyle="--")
