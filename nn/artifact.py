@@ -34,6 +34,7 @@ from analysis.core.names import point_name
 from nn.model import build_model, signal_probability
 from nn.scaler import Standardizer
 from nn.split import assign_split
+from nn.table_transform import InputTransform
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -170,6 +171,8 @@ class TrainedModel:
         self._inverse_std = jnp.asarray(1.0 / self.scaler.std, jnp.float32)
         self._forward = _scorer(self.network)
         self._n_features = len(self.feature_names)
+        transform = metadata.get("input_transform")  # a table model's transform (nn/table_transform.py)
+        self.input_transform = InputTransform.from_dict(transform) if transform else None
 
     def check_features(self, feature_names: Sequence[str], allow_extra: bool = False) -> np.ndarray:
         """Column indices of the model's features in ``feature_names``; refuses a mismatch."""
@@ -203,6 +206,8 @@ class TrainedModel:
         parametrised model needs ``m_slepton`` and ``dm`` (scalars or one value per row).
         """
         x = self._matrix(features, feature_names, allow_extra)
+        if self.input_transform is not None:
+            x = self.input_transform.apply(x)
         n = x.shape[0]
         if self.parametrised:
             if m_slepton is None or dm is None:
@@ -309,6 +314,23 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"model file {path} is not valid JSON: {error}") from None
 
 
+def _inside(directory: Path, relative: Any, what: str, source: Path, *, plain_name: bool = False) -> Path:
+    """``directory / relative``, refused unless it stays inside ``directory`` (symlinks resolved).
+
+    A model folder is user input: ``weights_file: ../../etc/passwd`` or an ``index.json``
+    member at ``/etc`` must not make bsmscan read files outside it.
+    """
+    text = relative if isinstance(relative, str) else None
+    if not text or "\x00" in text or Path(text).is_absolute() or (plain_name and Path(text).name != text):
+        raise ArtifactError(f"{source}: {what} {str(relative)[:200]!r} must be a "
+                            f"{'plain file name' if plain_name else 'relative path'} inside the model folder")
+    path = directory / text
+    root = directory.resolve()
+    if path.resolve() != root and root not in path.resolve().parents:
+        raise ArtifactError(f"{source}: {what} {text[:200]!r} points outside the model folder {directory}")
+    return path
+
+
 def _load_single(directory: Path) -> TrainedModel:
     metadata = _read_json(directory / METADATA_FILE)
     if metadata.get("format") != ARTIFACT_FORMAT or metadata.get("format_version") != FORMAT_VERSION:
@@ -316,7 +338,8 @@ def _load_single(directory: Path) -> TrainedModel:
             f"{directory / METADATA_FILE} is not a {ARTIFACT_FORMAT} v{FORMAT_VERSION} model "
             f"(format {metadata.get('format')!r}, version {metadata.get('format_version')!r})"
         )
-    weights_path = directory / metadata.get("weights_file", WEIGHTS_FILE)
+    weights_path = _inside(directory, metadata.get("weights_file", WEIGHTS_FILE), "weights_file",
+                           directory / METADATA_FILE, plain_name=True)
     try:
         weights = weights_path.read_bytes()
     except OSError as error:
@@ -350,7 +373,11 @@ def load_model(directory: str | Path) -> TrainedModel | ModelSet:
     directory = Path(directory)
     if (directory / INDEX_FILE).exists():
         index = _read_json(directory / INDEX_FILE)
-        models = {name: _load_single(directory / entry["path"]) for name, entry in index.get("models", {}).items()}
+        members = index.get("models", {}) if isinstance(index, dict) else None
+        if not isinstance(members, dict) or not all(isinstance(entry, dict) for entry in members.values()):
+            raise ArtifactError(f"{directory / INDEX_FILE}: 'models' must map point names to {{path: ...}}")
+        models = {name: _load_single(_inside(directory, entry.get("path"), f"member {name!r} path", directory / INDEX_FILE))
+                  for name, entry in members.items()}
         return ModelSet(models, directory)
     if not (directory / METADATA_FILE).exists():
         raise ArtifactError(f"{directory} is not a model artifact: no {METADATA_FILE} or {INDEX_FILE}")

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from analysis.core.config import AnalysisConfig, default_config, load_config
 from analysis.core.errors import UserError
@@ -53,6 +56,53 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type for indices (``--slot``): an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+_interrupts = 0  # Ctrl-C presses seen while a command ran
+
+
+def _on_interrupt(signum, frame) -> None:
+    global _interrupts
+    _interrupts += 1
+    raise KeyboardInterrupt
+
+
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C was pressed while this command ran, even if a library swallowed the
+    ``KeyboardInterrupt`` (long-running loops check it between steps and stop)."""
+    return _interrupts > 0
+
+
+def check_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed (see :func:`interrupt_requested`)."""
+    if interrupt_requested():
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def interrupt_handler() -> Iterator[None]:
+    """Count Ctrl-C presses (and raise ``KeyboardInterrupt`` as usual) for the block."""
+    global _interrupts
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupts = 0
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_command(body: Callable[[], int | None], *, verbose: bool = False, name: str = "bsmscan") -> int:
     """Run a command's ``body``; returns its exit code.
 
@@ -61,11 +111,15 @@ def run_command(body: Callable[[], int | None], *, verbose: bool = False, name: 
     """
     setup_logging(verbose)
     try:
-        code = body()
+        with interrupt_handler():
+            code = body()
     except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if interrupt_requested():  # pressed, but swallowed somewhere before the body returned
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0 if code is None else code

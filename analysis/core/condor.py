@@ -158,9 +158,7 @@ def tls_security(cluster: ClusterConfig) -> ClusterTLS:
     (``distributed.Security.temporary()``) are written to a new private folder (mode 0700,
     files 0600). Encryption is required for every connection.
     """
-    from distributed import (
-        Security,  # distributed is imported by the Dask executors only
-    )
+    from distributed import Security  # heavy: only Dask executors need it
 
     if cluster.tls_ca_file is not None:
         local = {"ca_file": cluster.tls_ca_file, "cert": cluster.tls_cert, "key": cluster.tls_key}
@@ -215,9 +213,7 @@ def _tls_cluster_class():
     PEM it dumps into the current folder) to the workers; this subclass hands them the
     ``--tls-*`` arguments of :class:`ClusterTLS` instead (files in the job's scratch folder).
     """
-    from dask_jobqueue import (
-        HTCondorCluster,  # optional heavy dependency, needed for --executor condor only
-    )
+    from dask_jobqueue import HTCondorCluster  # optional, heavy: --executor condor only
 
     class TLSHTCondorCluster(HTCondorCluster):
         def __init__(self, *args, bsmscan_tls: ClusterTLS, **kwargs):

@@ -19,11 +19,15 @@ A deterministic error is not retried on local executors (coffea would run the ch
 
 from __future__ import annotations
 
+import io
 import re
 import sys
-from contextlib import contextmanager, nullcontext
+import zlib
+from contextlib import contextmanager, nullcontext, redirect_stderr
 from typing import Iterator
 
+import pyarrow
+import uproot
 from coffea import processor
 from coffea.nanoevents import BaseSchema, NanoAODSchema
 from distributed import Client, LocalCluster
@@ -100,11 +104,6 @@ def client_for(executor: str, workers: int | None = None, scheduler: str | None 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean the bytes of an input file could not be read or decoded."""
-    import zlib
-
-    import pyarrow
-    import uproot
-
     return (OSError, EOFError, zlib.error, uproot.deserialization.DeserializationError, pyarrow.ArrowInvalid)
 
 
@@ -199,9 +198,6 @@ def _quiet_futures_errors(executor: str, show_progress: bool) -> Iterator[None]:
     if executor != "futures" or show_progress:
         yield
         return
-    import io
-    from contextlib import redirect_stderr
-
     held = io.StringIO()
     failed = False
     try:

@@ -29,5 +29,14 @@ class ResultsLayout:
         return self.outdir / "scan.json"
 
     @property
+    def fit(self) -> Path:
+        return self.outdir / "fit.json"
+
+    @property
+    def workspaces(self) -> Path:
+        """One pyhf JSON workspace per grid point (``<point>.json``)."""
+        return self.outdir / "workspaces"
+
+    @property
     def summary(self) -> Path:
         return self.outdir / "summary.json"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import dask
 
@@ -15,8 +17,21 @@ WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_
 
 
 def worker_settings():
-    """Dask config for the worker processes bsmscan starts (use around cluster creation)."""
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENVIRONMENT)})
+    """Dask config for the worker processes bsmscan starts (use around cluster creation).
+
+    The workers also preload this module (:func:`dask_setup`): they ignore Ctrl-C, which a
+    terminal sends to every process of the foreground group, so that the driver alone handles
+    it and shuts them down in order (instead of each dying with a KeyboardInterrupt traceback
+    while the driver carries on without workers).
+    """
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENVIRONMENT),
+                            "distributed.worker.preload": [__name__]})
+
+
+def dask_setup(worker) -> None:
+    """Dask preload hook run in each worker process this module is preloaded into: ignore SIGINT."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
