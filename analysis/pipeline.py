@@ -12,6 +12,7 @@
     pipeline.train()                                   # -> model directory
     scores = pipeline.score()                          # -> ScoringResult (hist.Hist objects)
     summary = pipeline.scan()                          # -> ScanSummary (Z per grid point)
+    fits = pipeline.fit()                              # -> FitSummary (pyhf: Z, CLs limits, workspaces)
     pipeline.report()                                  # -> results/index.html
 
 Each method is a thin call of one stage function of :mod:`analysis.stages` (the HTCondor batch
@@ -40,6 +41,7 @@ from analysis.core.layout import ResultsLayout
 from analysis.core.lock import folder_lock
 from analysis.results.scan import ScanSummary
 from analysis.stages.control import log_selection, no_signal_reason
+from analysis.stages.fit import FitSummary, fit_inputs_from_fileset, run_fit
 from analysis.stages.generate import (
     has_signal,
     log_inputs,
@@ -57,9 +59,9 @@ from analysis.stages.score import (
 )
 from analysis.stages.train import check_model_is_current, model_points, run_training
 
-STAGES = ("generate", "process", "train", "score", "scan", "report")
+STAGES = ("generate", "process", "train", "score", "scan", "fit", "report")
 #: Stages that need signal: skipped (with a message) when the analysis has none.
-SIGNAL_STAGES = ("train", "score", "scan")
+SIGNAL_STAGES = ("train", "score", "scan", "fit")
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def parse_stages(text: str) -> tuple[str, ...]:
 
 
 class Pipeline:
-    """The analysis chain: generate -> process -> train -> score -> scan -> report.
+    """The analysis chain: generate -> process -> train -> score -> scan -> fit -> report.
 
     ``executor`` (default: the config's) runs the columnar stages; ``client`` is an existing
     ``distributed.Client`` to use for them (interactive sessions); otherwise ``scheduler`` is
@@ -104,6 +106,7 @@ class Pipeline:
         self.processing: ProcessingResult | None = None
         self.scores: ScoringResult | None = None
         self.scan_summary: ScanSummary | None = None
+        self.fit_summary: FitSummary | None = None
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -157,6 +160,17 @@ class Pipeline:
         scores = self.scores or load_histograms(self.layout.histograms)
         self.scan_summary = run_scan(self.config, scores.score, self.points(), self.layout.scan)
         return self.scan_summary
+
+    def fit(self) -> FitSummary | None:
+        """Binned likelihood fits with pyhf, one task per grid point on the run's Dask cluster
+        (inline for the other executors): discovery Z, CLs limits, ``workspaces/<point>.json``
+        and ``fit.json``. None when ``fit.enabled`` is false."""
+        scores = self.scores or load_histograms(self.layout.histograms)
+        data, xsec_uncertainties = fit_inputs_from_fileset(self.fileset())
+        client = self.run_options["client"] if self.executor in DASK_EXECUTORS else None
+        self.fit_summary = run_fit(self.config, scores.score, self.points(), self.outdir, client=client,
+                                   data_processes=data, signal_xsec_uncertainties=xsec_uncertainties)
+        return self.fit_summary
 
     def report(self) -> Path:
         """Plots, ``summary.json`` and ``index.html``; returns the HTML path."""

@@ -1,17 +1,24 @@
 """Benchmark of the selection stage (``python benchmarks/process.py``).
 
-Generates (once; cached afterwards) 2 million WW background events in files of 100k events,
-then measures side by side, interleaved over ``--repeats`` rounds, and prints medians:
+Generates (once; cached afterwards) 2 million WW background events in files of 100k events
+(``--events``; or ``--fileset`` names samples already made), then measures side by side,
+interleaved over ``--repeats`` rounds, and prints medians:
 
 - a bare uproot read of the same branches into awkward arrays (one process);
-- the full stage (objects, weights, preselection, features, feature-store Parquet parts)
-  on the iterative executor;
-- the same on Dask with 2 workers (a ``distributed.LocalCluster``, one thread each);
+- the full stage (objects, weights, preselection, features, feature-store Parquet parts,
+  control histograms) on the iterative executor;
+- the peer: the same selection written the way a coffea user writes it
+  (:mod:`benchmarks.peer_coffea`: NanoEvents, candidate behaviours, ``PackedSelection``,
+  ``hist``, ``ak.to_parquet``), on the same iterative executor; its cutflow must equal
+  bsmscan's;
+- the full stage on Dask with 2 workers (a ``distributed.LocalCluster``, one thread each,
+  started once), with the driver's CPU time during the run;
 
-and the ratios full/bare and Dask/iterative, plus the peak resident memory of each Dask
-worker and of the iterative process (100k-event chunks).
-Targets (issue 3): full stage >= 0.5x the bare read rate; Dask on 2 workers >= 1.6x iterative;
-peak memory per worker < 1.5 GB.
+and the ratios full/bare, bsmscan/peer and Dask/iterative, plus the peak resident memory
+of each Dask worker and of the iterative process. Chunks: ``executor.chunksize: auto``
+unless ``--chunksize`` is given (the size used is printed).
+Targets (issue 17): full stage >= 0.5x the bare read rate; bsmscan >= the peer; Dask on 2
+workers >= 1.8x iterative; peak memory per worker < 1.5 GB.
 """
 
 from __future__ import annotations
@@ -25,20 +32,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import uproot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from analysis.core.chunking import chunk_size  # noqa: E402
 from analysis.core.config import config_from_dict, default_config  # noqa: E402
 from analysis.core.fileset import load_fileset, required_branches  # noqa: E402
 from analysis.stages.process import run_processing  # noqa: E402
+from benchmarks.peer_coffea import CUTS, GeneratedNanoAODSchema, PeerProcessor  # noqa: E402
 from jobs.generate import generate_samples  # noqa: E402
 
 
-def benchmark_config(n_events: int, chunksize: int):
+def benchmark_config(n_events: int, chunksize: int | None, events_per_file: int = 100_000):
     data = default_config().model_dump(mode="json")
     # pt_bias_power 4 fills the MET tail most (throughput is what is measured here).
-    data["samples"].update(signal_grid=[], backgrounds=["WW"], background_events=n_events, events_per_job=chunksize,
+    data["samples"].update(signal_grid=[], backgrounds=["WW"], background_events=n_events, events_per_job=events_per_file,
                            pt_bias_power=4.0)
     data["executor"]["chunksize"] = chunksize
     return config_from_dict(data, source="benchmark")
@@ -54,6 +64,15 @@ def bare_read(fileset: dict, branches: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def run_peer(config, fileset: dict, chunksize: int, outdir: Path) -> dict:
+    """The coffea-style peer on the iterative executor (features written to ``outdir``)."""
+    from coffea import processor
+
+    runner = processor.Runner(executor=processor.IterativeExecutor(), chunksize=chunksize,
+                              schema=GeneratedNanoAODSchema, metadata_cache={})
+    return runner(fileset, PeerProcessor(config.luminosity_fb, str(outdir)))
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -61,48 +80,71 @@ def _peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--chunksize", type=int, default=None, help="events per chunk (default: executor.chunksize auto)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fileset", type=Path, help="a fileset JSON of WW samples already made (skips generation)")
     parser.add_argument("--generate-only", action="store_true")
     args = parser.parse_args()
 
     config = benchmark_config(args.events, args.chunksize)
-    start = time.perf_counter()
-    manifest = generate_samples(config, show_progress=None)
-    print(f"sample: {args.events} WW events in {args.events // args.chunksize} files ({time.perf_counter() - start:.0f} s to generate or find)")
-    if args.generate_only:
-        return
-    fileset = load_fileset(manifest)
+    if args.fileset is not None:
+        fileset = load_fileset(args.fileset)
+        print(f"sample: {args.fileset}")
+    else:
+        start = time.perf_counter()
+        manifest = generate_samples(config, show_progress=None)
+        print(f"sample: {args.events} WW events in {args.events // 100_000} files ({time.perf_counter() - start:.0f} s to generate or find)")
+        if args.generate_only:
+            return
+        fileset = load_fileset(manifest)
     n_events = sum(entry["metadata"]["nevents"] for entry in fileset.values())
     branches = required_branches(config, is_data=False)
+    chunksize = chunk_size(config, n_events, "dask", 2)
 
     from distributed import Client, LocalCluster
 
-    timings = {"bare read": [], "iterative": [], "dask (2 workers)": []}
-    worker_peaks = []
     from analysis.core.executors import worker_settings
 
+    labels = ("bare read", "iterative", "peer (coffea style)", "dask (2 workers)")
+    timings: dict[str, list[float]] = {label: [] for label in labels}
+    driver_cpu, worker_peaks, results = [], [], {}
     with worker_settings(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(lambda: None)  # workers up before timing
         for _ in range(args.repeats):
             timings["bare read"].append(bare_read(fileset, branches))
-            for label, options in (("iterative", {"executor": "iterative"}), ("dask (2 workers)", {"executor": "dask", "client": client})):
+            for label, options in (("iterative", {"executor": "iterative", "workers": 2}),
+                                   ("dask (2 workers)", {"executor": "dask", "client": client, "workers": 2})):
                 store = Path(tempfile.mkdtemp(prefix="bsmscan-bench-store-"))
-                start = time.perf_counter()
-                result = run_processing(config, store, fileset=fileset, **options)
+                start, cpu = time.perf_counter(), time.process_time()
+                results[label] = run_processing(config, store, fileset=fileset, describe=False, **options)
                 timings[label].append(time.perf_counter() - start)
-                assert sum(result.n_processed.values()) == n_events
+                if label.startswith("dask"):
+                    driver_cpu.append(time.process_time() - cpu)
+                assert sum(results[label].n_processed.values()) == n_events
                 shutil.rmtree(store)
+            outdir = Path(tempfile.mkdtemp(prefix="bsmscan-bench-peer-"))
+            start = time.perf_counter()
+            peer = run_peer(config, fileset, chunksize, outdir)
+            timings["peer (coffea style)"].append(time.perf_counter() - start)
+            shutil.rmtree(outdir)
             worker_peaks.append(max(client.run(_peak_rss_mb).values()))
     iterative_peak = _peak_rss_mb()
 
+    ours = results["iterative"]
+    assert results["dask (2 workers)"].cutflow == ours.cutflow  # bit-identical on both executors
+    raw = np.asarray(ours.cutflow["WW"]["raw"])[[ours.steps.index("all events"), *(ours.steps.index(c) for c in CUTS)]]
+    same = np.array_equal(raw, peer["cutflow"]["WW"])
     rates = {label: n_events / statistics.median(times) for label, times in timings.items()}
-    print(f"{n_events} events, chunks of {args.chunksize}, medians of {args.repeats} interleaved rounds:")
+    print(f"{n_events} events, chunks of {chunksize} (executor.chunksize "
+          f"{'auto' if args.chunksize is None else args.chunksize}), medians of {args.repeats} interleaved rounds:")
     for label, rate in rates.items():
         spread = max(timings[label]) / min(timings[label])
-        print(f"  {label:<18} {rate:>12,.0f} events/s   (max/min time {spread:.2f})")
+        print(f"  {label:<20} {rate:>12,.0f} events/s   (max/min time {spread:.2f})")
     print(f"  full stage / bare read (iterative): {rates['iterative'] / rates['bare read']:.2f}   (target >= 0.5)")
-    print(f"  dask 2 workers / iterative:         {rates['dask (2 workers)'] / rates['iterative']:.2f}   (target >= 1.6)")
+    print(f"  bsmscan / peer (iterative):         {rates['iterative'] / rates['peer (coffea style)']:.2f}   (target >= 1; "
+          f"cutflows {'identical' if same else 'DIFFER: ' + str(raw.tolist()) + ' vs ' + str(peer['cutflow']['WW'].tolist())})")
+    print(f"  dask 2 workers / iterative:         {rates['dask (2 workers)'] / rates['iterative']:.2f}   (target >= 1.8; "
+          f"driver CPU {statistics.median(driver_cpu):.2f} s of {statistics.median(timings['dask (2 workers)']):.2f} s wall)")
     print(f"  peak RSS per Dask worker: {max(worker_peaks):.0f} MB; iterative driver process: {iterative_peak:.0f} MB   (target < 1500 MB)")
 
 

@@ -22,6 +22,7 @@ to a temporary directory.  Nothing here asserts on timings.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -42,15 +43,16 @@ from nn.data import read_feature_store  # noqa: E402
 from nn.metrics import weighted_roc_auc  # noqa: E402
 from nn.model import build_model, init_params  # noqa: E402
 from nn.presets import apply_preset  # noqa: E402
-from tests.synthetic import write_synthetic_store  # noqa: E402
 from nn.train import loss_spec, train_classifier  # noqa: E402
 from nn.trainer import (  # noqa: E402
     OptimizerSpec,
+    Regularisation,
     TrainState,
     make_optimizer,
     make_train_epoch,
     make_train_step,
 )
+from tests.synthetic import write_synthetic_store  # noqa: E402
 
 
 def step_flops(widths: list[int], batch: int) -> float:
@@ -63,8 +65,9 @@ def epoch_runner(config, n_inputs: int, batch: int, n_batches: int):
     """A closure timing one jitted epoch of ``n_batches`` batches; returns (run, widths)."""
     model_config, training = config.model, config.training
     network = build_model(model_config.hidden_layers, model_config.activation, model_config.dropout, 1)
-    tx = make_optimizer(OptimizerSpec.from_training(training), n_batches)
-    epoch = make_train_epoch(make_train_step(network, loss_spec(config), tx, model_config.l1, model_config.l2), batch)
+    tx = make_optimizer(OptimizerSpec.from_training(training), n_batches, training.learning_rate)
+    epoch = make_train_epoch(make_train_step(network, loss_spec(config), tx, model_config.l1 > 0, model_config.l2 > 0), batch)
+    hyper = Regularisation.of(model_config.dropout, model_config.l1, model_config.l2)
     params = init_params(network, n_inputs, jax.random.key(0))
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
     n = batch * n_batches
@@ -76,7 +79,7 @@ def epoch_runner(config, n_inputs: int, batch: int, n_batches: int):
 
     def run() -> float:
         start = time.perf_counter()
-        jax.block_until_ready(epoch(state, x, target, weight, key, key, float(n)))
+        jax.block_until_ready(epoch(state, x, target, weight, key, key, float(n), hyper))
         return time.perf_counter() - start
 
     run()  # compile
@@ -131,7 +134,7 @@ def compare_with_xgboost(store: Path, preset: str, seed_config) -> None:
     table = read_feature_store(store)
     config = apply_preset(seed_config, preset)
     start = time.perf_counter()
-    result = train_classifier(table, config, log=lambda line: print("   ", line))
+    result = train_classifier(table, config)  # per-epoch lines: the nn loggers (set up in main)
     mlp_seconds = time.perf_counter() - start
     test = result.data.splits["test"]
     mlp_auc = result.metrics["test"]["auc"]
@@ -182,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-auc", action="store_true")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="    %(message)s")
+    logging.getLogger("nn").setLevel(logging.INFO)
     print(f"devices: {jax.devices()}  cores: {os.cpu_count()}  jax {jax.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(args.store) if args.store else None

@@ -37,6 +37,7 @@ from pathlib import Path
 import hist
 import uhi.io.json as uhi_json
 
+from analysis.core.chunking import chunk_size
 from analysis.core.cli import non_negative_int, positive_int, run_command
 from analysis.core.config import AnalysisConfig, load_config
 from analysis.core.errors import UserError
@@ -162,7 +163,7 @@ def run_plan(config: AnalysisConfig, paths: BatchPaths, schema: str = "base", sk
     log_selection(config, selection)
     inspected = inspect_fileset(analysis_fileset(config), config, skip_bad_files,
                                 extra_branches=selection.columns.required_branches())
-    plan = build_plan(inspected, config.executor.chunksize, schema)
+    plan = build_plan(inspected, chunk_size(config, sum(inspected.n_input.values()), "condor"), schema)
     clear_store(paths.store)
     for step in CHUNK_STEPS:
         clear_partials(paths.partials(step))

@@ -43,6 +43,7 @@ import yaml
 from dask.utils import parse_bytes
 from htcondor2 import dags
 
+from analysis.core.chunking import chunk_size
 from analysis.core.condor import transfer_directives, worker_environment
 from analysis.core.config import AnalysisConfig, ClusterConfig
 from analysis.core.errors import UserError
@@ -222,17 +223,18 @@ def node_name(step: str, suffix: str | None = None) -> str:
 def predicted_chunk_count(config: AnalysisConfig) -> int:
     """How many chunks the plan will hold: exact for generated samples (their sizes are known);
     for a user fileset counted from its files (a file that cannot be opened here counts once)."""
-    chunksize = config.executor.chunksize
     if config.samples.fileset is None:
-        return sum(len(file_chunk_ranges(job.n_events, chunksize)) for job in jobs_from_config(config))
-    count = 0
-    for entry in load_fileset(config.samples.fileset).values():
-        for path, tree in entry["files"].items():
-            try:
-                count += len(file_chunk_ranges(file_entries(path, tree, file_format(path))[0], chunksize))
-            except Exception:  # noqa: BLE001 (unreadable here, or only on a remote site: one node's worth)
-                count += 1
-    return max(count, 1)
+        entries = [job.n_events for job in jobs_from_config(config)]
+    else:
+        entries = []
+        for entry in load_fileset(config.samples.fileset).values():
+            for path, tree in entry["files"].items():
+                try:
+                    entries.append(file_entries(path, tree, file_format(path))[0])
+                except Exception:  # noqa: BLE001 (unreadable here, or only on a remote site: one node's worth)
+                    entries.append(None)
+    chunksize = chunk_size(config, sum(n for n in entries if n is not None), "condor")  # as run_plan sizes them
+    return max(sum(1 if n is None else len(file_chunk_ranges(n, chunksize)) for n in entries), 1)
 
 
 def build_workflow(config: AnalysisConfig, stages=STAGES, slots: int | None = None) -> Workflow:

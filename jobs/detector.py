@@ -23,7 +23,11 @@ What the model does, in order:
    are the showered partons (a parton-level jet proxy).
 4. **b-tagging**: a jet within |eta| < ``btag_abs_eta_max`` is a true b jet if a b quark with
    pT > ``btag_quark_pt_min`` lies within dR < ``jet_radius``; it is tagged with probability
-   ``btag_efficiency`` (true b) or ``btag_mistag_rate`` (any other jet).
+   ``btag_efficiency`` (true b) or ``btag_mistag_rate`` (any other jet). With
+   ``btag_veto_weights`` (truth tagging for b-veto selections) no jet is tagged and the event
+   instead gets the weight P(no jet tagged) = prod_jets (1 - p_jet), returned as
+   ``btag_veto_weight``: every event then counts in a b-veto selection, with its probability
+   to pass it, instead of ~5% of the dileptonic ttbar events passing at random.
 5. **Missing transverse momentum**: minus the vector sum of the visible particles, corrected
    by the smearing of every reconstructed lepton and jet (so object resolution propagates
    into MET), plus Gaussian noise on each component from the unclustered soft term,
@@ -159,14 +163,13 @@ def _cluster_jets(visible: ak.Array, lepton_indices: ak.Array, params: DetectorP
     return ak.zip({"px": jets.px, "py": jets.py, "pt": pt, "eta": eta, "phi": phi, "mass": mass, "e": jets.E})
 
 
-def _btag(jets: ak.Array, b_quarks: ak.Array, rng: np.random.Generator, params: DetectorParameters) -> ak.Array:
-    """Per-jet b-tag flag from truth matching to b quarks, efficiency and mistag rate."""
+def _btag_probability(jets: ak.Array, b_quarks: ak.Array, params: DetectorParameters) -> ak.Array:
+    """Per-jet b-tag probability from truth matching to b quarks, efficiency and mistag rate."""
     pairs = ak.cartesian({"jet": jets, "b": b_quarks}, axis=1, nested=True)
     dr = _delta_r(pairs.jet.eta, pairs.jet.phi, pairs.b.eta, pairs.b.phi)
     is_true_b = ak.any(dr < params.jet_radius, axis=2)
     probability = ak.where(is_true_b, params.btag_efficiency, params.btag_mistag_rate)
-    probability = ak.where(abs(jets.eta) < params.btag_abs_eta_max, probability, 0.0)
-    return _uniform_like(jets, rng) < probability
+    return ak.where(abs(jets.eta) < params.btag_abs_eta_max, probability, 0.0)
 
 
 def _with_kinematics(particles: ak.Array) -> ak.Array:
@@ -182,14 +185,16 @@ def reconstruct_events(
     b_quarks: ak.Array,
     rng: np.random.Generator,
     params: DetectorParameters = DEFAULT_DETECTOR,
+    btag_veto_weights: bool = False,
 ) -> dict[str, ak.Array]:
     """Apply the detector model to a chunk of events.
 
     ``particles``: jagged records ``pid, px, py, pz, e`` of final-state particles.
     ``b_quarks``: jagged records ``px, py, pz`` of the b quarks of each event.
     Returns NanoAOD-style collections ``Electron``, ``Muon``, ``Jet`` (records, pT-ordered)
-    and flat ``MET_pt``, ``MET_phi``. Draws from ``rng`` in a fixed order, so the same
-    input and generator state give the same output.
+    and flat ``MET_pt``, ``MET_phi``, ``btag_veto_weight`` (ones unless ``btag_veto_weights``:
+    then no jet is tagged and it is P(no jet tagged)). Draws from ``rng`` in a fixed order (the
+    same draws in both b-tag modes), so the same input and generator state give the same output.
     """
     particles = _with_kinematics(particles)
     is_invisible = _is_in(abs(particles.pid), INVISIBLE_PIDS)
@@ -231,8 +236,14 @@ def reconstruct_events(
     jets = ak.zip(
         {"pt": all_jets.pt * jet_scale, "eta": all_jets.eta, "phi": all_jets.phi, "mass": all_jets.mass * jet_scale}
     )
-    jets = ak.with_field(jets, _btag(jets, b_quarks, rng, params), "btag")
-    jets = jets[(jets.pt > params.jet_pt_min) & (abs(jets.eta) < params.jet_abs_eta_max)]
+    probability = _btag_probability(jets, b_quarks, params)
+    tagged = _uniform_like(jets, rng) < probability
+    jets = ak.with_field(jets, ak.zeros_like(tagged, dtype=bool) if btag_veto_weights else tagged, "btag")
+    kept = (jets.pt > params.jet_pt_min) & (abs(jets.eta) < params.jet_abs_eta_max)
+    veto_weight = np.ones(len(jets))
+    if btag_veto_weights:
+        veto_weight = ak.to_numpy(ak.prod(1.0 - probability[kept], axis=1)).astype(np.float64)
+    jets = jets[kept]
     jets = jets[ak.argsort(jets.pt, axis=1, ascending=False)]
 
     return {
@@ -241,6 +252,7 @@ def reconstruct_events(
         "Jet": jets,
         "MET_pt": np.hypot(met_x, met_y),
         "MET_phi": np.arctan2(met_y, met_x),
+        "btag_veto_weight": veto_weight,
     }
 
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pythia8mc
 import uproot
 
 from .detector import DEFAULT_DETECTOR, DetectorParameters, reconstruct_events
+from .hooks import install_hooks, installed_hooks
 from .samples import GenerationJob
 
 MB_TO_PB = 1.0e9
@@ -39,11 +41,10 @@ BRANCHES = (
 def make_pythia(job: GenerationJob, workdir: Path):
     """A configured and initialised ``pythia8mc.Pythia`` for ``job``.
 
-    Signal samples get their SLHA spectrum written into ``workdir``. A setting Pythia does not
-    accept, or a failed initialisation, raises ``RuntimeError`` naming the sample.
+    Signal samples get their SLHA spectrum written into ``workdir``; the sample's hooks
+    (``jobs/hooks.py``) are installed. A setting Pythia does not accept, or a failed
+    initialisation, raises ``RuntimeError`` naming the sample.
     """
-    import pythia8mc
-
     pythia = pythia8mc.Pythia("", False)
     settings = list(job.common_settings) + list(job.sample.settings)
     if job.sample.slha is not None:
@@ -54,17 +55,38 @@ def make_pythia(job: GenerationJob, workdir: Path):
     for setting in settings:
         if not pythia.readString(setting):
             raise RuntimeError(f"Pythia rejected setting {setting!r} of sample {job.sample.name}")
+    install_hooks(pythia, job.sample.hooks)
     if not pythia.init():
         raise RuntimeError(f"Pythia failed to initialise sample {job.sample.name} (settings: {settings})")
     return pythia
 
 
-def generate_particles(pythia, n_events: int) -> tuple[ak.Array, ak.Array, np.ndarray]:
+def leptonic_tau_fraction(pythia) -> float:
+    """BR(tau -> e or mu + neutrinos) from Pythia's decay table (0.3504 in Pythia 8.317)."""
+    entry = pythia.particleData.particleDataEntryPtr(15)
+    total = 0.0
+    for i in range(entry.sizeChannels()):
+        channel = entry.channel(i)
+        if {abs(channel.product(k)) for k in range(channel.multiplicity())} & {11, 13}:
+            total += channel.bRatio()
+    return total
+
+
+def generate_particles(pythia, n_events: int, extra: dict | None = None, tau_fraction: float | None = None,
+                       tau_sums: dict | None = None) -> tuple[ak.Array, ak.Array, np.ndarray]:
     """Generate ``n_events`` events; return final-state particles, b quarks and event weights.
 
     The loop over events is Pythia's own (one ``next()`` per event); particles are copied
-    into flat lists once and turned into jagged awkward arrays for the whole chunk.
+    into flat lists once and turned into jagged awkward arrays for the whole chunk. ``extra``,
+    if given, receives per-event values of the installed hooks (e.g. ``GenFilter_metBound``
+    of a recording filter) as numpy arrays. ``tau_fraction``: the tau decays are forced to
+    leptons; each event's weight is multiplied by ``tau_fraction ** n`` (n hard-process taus),
+    and ``tau_sums`` receives the sums that give this "filter's" efficiency
+    (:func:`jobs.hooks.filter_efficiency`).
     """
+    sums = {"sumw": 0.0, "sumwf": 0.0, "sumw2": 0.0, "sumw2f": 0.0, "sumw2f2": 0.0}
+    hooks = [hook for hook in installed_hooks(pythia).values() if hasattr(hook, "event_values")]
+    per_event = {}
     columns = {"pid": [], "px": [], "py": [], "pz": [], "e": []}
     b_columns = {"px": [], "py": [], "pz": []}
     counts, b_counts, weights = [], [], []
@@ -92,7 +114,23 @@ def generate_particles(pythia, n_events: int) -> tuple[ak.Array, ak.Array, np.nd
                 bz(particle.pz())
         counts.append(len(columns["pid"]) - n_before)
         b_counts.append(len(b_columns["px"]) - nb_before)
-        weights.append(info.weight())
+        weight = info.weight()
+        if tau_fraction is not None:
+            factor = tau_fraction ** sum(1 for p in pythia.process if p.idAbs() == 15 and p.isFinal())
+            sums["sumw"] += weight
+            sums["sumwf"] += weight * factor
+            sums["sumw2"] += weight * weight
+            sums["sumw2f"] += weight * weight * factor
+            sums["sumw2f2"] += (weight * factor) ** 2
+            weight *= factor
+        weights.append(weight)
+        for hook in hooks:
+            for key, value in hook.event_values().items():
+                per_event.setdefault(key, []).append(value)
+    if extra is not None:
+        extra.update({key: np.asarray(values, dtype=np.float32) for key, values in per_event.items()})
+    if tau_sums is not None and tau_fraction is not None:
+        tau_sums.update(sums, tau_fraction=tau_fraction)
     particles = ak.unflatten(
         ak.zip({key: np.asarray(values, dtype=np.int32 if key == "pid" else np.float64) for key, values in columns.items()}),
         np.asarray(counts),
@@ -109,8 +147,9 @@ def _atomic_write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.ndarray) -> None:
-    """Write a chunk as TTree ``Events`` (uproot ``mktree`` + ``extend``), atomically."""
+def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.ndarray, extra: dict | None = None) -> None:
+    """Write a chunk as TTree ``Events`` (uproot ``mktree`` + ``extend``), atomically; ``extra``:
+    more flat per-event branches (the generator-level diagnostics of a reference sample)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     branches = {
         "Electron": reco["Electron"],
@@ -121,6 +160,7 @@ def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.
         "MET_phi": reco["MET_phi"].astype(np.float32),
         "genWeight": weights,
         "event": event_numbers.astype(np.uint64),
+        **(extra or {}),
     }
     for name in ("Electron", "Muon"):
         record = reco[name]
@@ -135,6 +175,12 @@ def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.
     os.replace(tmp, path)
 
 
+def job_is_done(outdir: str | Path, stem: str) -> bool:
+    """Whether the job ``stem`` finished in ``outdir``: its ROOT file and, written last, its JSON."""
+    outdir = Path(outdir)
+    return (outdir / f"{stem}.json").exists() and (outdir / f"{stem}.root").exists()
+
+
 def run_generation_job(job: GenerationJob, outdir: str | Path, detector: DetectorParameters = DEFAULT_DETECTOR) -> dict:
     """Run one generation job and write ``<outdir>/<stem>.root`` and ``.json``; return the JSON payload.
 
@@ -144,20 +190,29 @@ def run_generation_job(job: GenerationJob, outdir: str | Path, detector: Detecto
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     root_path, json_path = outdir / f"{job.stem}.root", outdir / f"{job.stem}.json"
-    if json_path.exists() and root_path.exists():
+    if job_is_done(outdir, job.stem):
         return json.loads(json_path.read_text())
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bsmscan-pythia-") as workdir:
         pythia = make_pythia(job, Path(workdir))
-        particles, b_quarks, weights = generate_particles(pythia, job.n_events)
+        extra, tau_sums = {}, {}
+        tau_fraction = leptonic_tau_fraction(pythia) if job.sample.leptonic_taus else None
+        particles, b_quarks, weights = generate_particles(pythia, job.n_events, extra, tau_fraction, tau_sums)
         info = pythia.infoPython()
         sigma_pb, sigma_err_pb = info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
-    weights = weights.astype(np.float32)  # as stored, so that sums match the file exactly
+        hook_counts = {name: hook.counts() for name, hook in installed_hooks(pythia).items()}
     rng = np.random.default_rng([job.seed, 1])
-    reco = reconstruct_events(particles, b_quarks, rng, detector)
+    reco = reconstruct_events(particles, b_quarks, rng, detector, btag_veto_weights=job.sample.btag_veto_weights)
+    if job.sample.btag_veto_weights:
+        factor = reco["btag_veto_weight"]
+        btag_sums = {"sumw": float(np.sum(weights)), "sumwf": float(np.sum(weights * factor)),
+                     "sumw2": float(np.sum(weights**2)), "sumw2f": float(np.sum(weights**2 * factor)),
+                     "sumw2f2": float(np.sum((weights * factor) ** 2))}
+        weights = weights * factor
+    weights = weights.astype(np.float32)  # as stored, so that sums match the file exactly
     event_numbers = job.first_event + np.arange(job.n_events, dtype=np.uint64)
-    write_events(root_path, reco, weights, event_numbers)
+    write_events(root_path, reco, weights, event_numbers, extra)
 
     payload = {
         "sample": job.sample.name,
@@ -172,5 +227,11 @@ def run_generation_job(job: GenerationJob, outdir: str | Path, detector: Detecto
         "xsec_err_pb": float(sigma_err_pb),
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if tau_sums:
+        hook_counts["leptonic_taus"] = tau_sums
+    if job.sample.btag_veto_weights:
+        hook_counts["btag_veto"] = btag_sums
+    if hook_counts:
+        payload["hooks"] = hook_counts
     _atomic_write_json(json_path, payload)
     return payload

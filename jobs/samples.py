@@ -16,6 +16,16 @@ Backgrounds (two leptons + missing energy), all at sqrt(s) = 13 TeV:
 Restricting decay channels with ``onMode``/``onIfAny`` makes Pythia scale its cross section
 by the open branching fractions, so ``sigmaGen`` is the cross section of what is generated.
 
+Signal (``SUSY:qqbar2sleptonantislepton``, ~e_L, ~e_R, ~mu_L, ~mu_R pairs): three fixes of
+Pythia 8.317's LO, found by comparing with the analytic cross section (README, "Signal
+normalisation"): the hook ``same_flavour_qqbar`` removes its flavour-changing q_i qbar_j
+Z-exchange contributions, ``SUSY:sin2thetaWMode = 3`` takes the on-shell
+sin^2(theta_W) = 1 - mW^2/mZ^2 of the reference NLO+NLL calculation (Pythia's default, the
+MSbar 0.2312, gives an L/R ratio of 2.40 where the table has 2.62), and the colour factor 3
+that Pythia misses is applied to its ``sigmaGen`` (:data:`jobs.xsec.SLEPTON_LO_COLOUR_CORRECTION`).
+The signal is then normalised to the NLO+NLL table by default (``samples.signal_xsec``);
+the backgrounds keep Pythia's LO unless ``samples.background_xsec`` gives a reference.
+
 Backgrounds are generated with a pT-hat bias (``PhaseSpace:bias2Selection``): events are
 sampled with extra probability (pTHat/ref)^power and carry the compensating weight
 (ref/pTHat)^power in ``genWeight``. Weighted sums stay unbiased, while the high-pT tail
@@ -29,11 +39,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from analysis.core.config import AnalysisConfig, SignalPoint
+from analysis.core.errors import UserError
 
-from .slha import slepton_spectrum
+from .detector import DEFAULT_DETECTOR
+from .hooks import truth_met_spec, validate_hook_names
+from .slha import SLEPTON_TO_LEPTON, slepton_spectrum
+from .xsec import SLEPTON_LO_COLOUR_CORRECTION, Normalisation, signal_reference
 
 _LEPTONIC_W = ("24:onMode = off", "24:onIfAny = 11 13 15")
 
@@ -66,7 +81,16 @@ SIGNAL_PROCESS_SETTINGS: tuple[str, ...] = (
     "SUSY:qqbar2sleptonantislepton = on",
     "SUSY:idVecA = 1000011,1000013,2000011,2000013",
     "SUSY:idVecB = 1000011,1000013,2000011,2000013",
+    "SUSY:sin2thetaWMode = 3",  # on-shell 1 - mW^2/mZ^2, as the reference NLO+NLL calculation
+    "PhaseSpace:useBreitWigners = off",  # narrow-width sleptons, as the reference cross sections
 )
+
+#: Tau decays restricted to the leptonic ones (Pythia does not rescale sigmaGen for tau decays:
+#: the generation job weights each event by BR(tau -> e/mu nu nu) per hard-process tau).
+LEPTONIC_TAU_SETTINGS: tuple[str, ...] = ("15:onMode = off", "15:onIfAny = 11 13")
+
+#: Pythia hooks of the signal (``jobs/hooks.py``): drop the flavour-changing q_i qbar_j events.
+SIGNAL_HOOKS: tuple[str, ...] = ("same_flavour_qqbar",)
 
 #: Bump when the content or layout of the generated files changes (invalidates the cache).
 OUTPUT_FORMAT_VERSION = 1
@@ -87,6 +111,10 @@ class Sample:
     slha: str | None = None
     m_slepton: float | None = None
     m_neutralino: float | None = None
+    hooks: tuple[str, ...] = ()
+    normalisation: Normalisation = field(default_factory=Normalisation)
+    leptonic_taus: bool = False  # tau decays forced to e/mu, each event weighted by BR^(number of taus)
+    btag_veto_weights: bool = False  # truth tagging: no jet tagged, weight P(no tag) (jobs/detector.py)
 
     @property
     def dm(self) -> float | None:
@@ -97,7 +125,7 @@ class Sample:
 
     def metadata(self) -> dict:
         """Per-sample metadata stored in the fileset manifest (cross section added later)."""
-        meta = {"process": self.process, "is_signal": self.is_signal}
+        meta = {"process": self.process, "is_signal": self.is_signal, "xsec_normalisation": self.normalisation.mode}
         if self.is_signal:
             meta.update(m_slepton=self.m_slepton, m_neutralino=self.m_neutralino, dm=self.dm)
         return meta
@@ -118,10 +146,12 @@ class GenerationJob:
     def spec_hash(self) -> str:
         """Hash of everything that determines this job's events (settings, spectrum, seed,
         event range, detector model): equal hashes mean identical output files."""
-        from .detector import DEFAULT_DETECTOR
-
         spec = [self.sample.settings, self.common_settings, self.sample.slha, self.n_events, self.first_event,
                 self.seed, self.index, repr(DEFAULT_DETECTOR), OUTPUT_FORMAT_VERSION]
+        if self.sample.hooks:  # (only when present, so that hook-less jobs keep their hashes)
+            spec.append(list(self.sample.hooks))
+        if self.sample.btag_veto_weights:
+            spec.append("btag_veto_weights")
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:10]
 
     @property
@@ -139,9 +169,10 @@ def job_seed(sample_name: str, job_index: int, global_seed: int) -> int:
     return int.from_bytes(digest[:8], "little") % MAX_PYTHIA_SEED + 1
 
 
-def common_settings(config: AnalysisConfig, is_signal: bool) -> tuple[str, ...]:
+def common_settings(config: AnalysisConfig, is_signal: bool, process: str | None = None) -> tuple[str, ...]:
     """Pythia settings shared by the signal or the background samples of a config
-    (beams, MPI, hadronisation, tau decays, pT-hat bias)."""
+    (beams, MPI, hadronisation, tau decays, pT-hat bias; the bias of background ``process``
+    from ``samples.pt_bias_power_per_process`` when it has one)."""
     samples = config.samples
     settings = [
         f"Beams:eCM = {samples.sqrt_s_gev}",
@@ -153,7 +184,8 @@ def common_settings(config: AnalysisConfig, is_signal: bool) -> tuple[str, ...]:
         "Print:quiet = on",
         "SLHA:verbose = 0",
     ]
-    bias_power = samples.signal_pt_bias_power if is_signal else samples.pt_bias_power
+    bias_power = samples.signal_pt_bias_power if is_signal else samples.pt_bias_power_per_process.get(
+        process, samples.pt_bias_power)
     if bias_power > 0:
         settings += [
             "PhaseSpace:bias2Selection = on",
@@ -163,8 +195,19 @@ def common_settings(config: AnalysisConfig, is_signal: bool) -> tuple[str, ...]:
     return tuple(settings)
 
 
-def signal_sample(point: SignalPoint, n_events: int) -> Sample:
-    """The slepton-pair sample of one grid point, with its SLHA spectrum."""
+def signal_sample(point: SignalPoint, n_events: int, xsec: str = "nlo_nll", filters: tuple[str, ...] = ()) -> Sample:
+    """The slepton-pair sample of one grid point, with its SLHA spectrum and normalisation.
+
+    ``xsec``: ``nlo_nll`` (the reference table; a mass outside it raises
+    :class:`jobs.xsec.CrossSectionError` here, before anything is generated) or ``lo``.
+    ``filters``: generator-filter hook specs (``jobs/hooks.py``) after the signal's own hooks.
+    """
+    species = tuple(sorted(SLEPTON_TO_LEPTON))
+    normalisation = Normalisation(mode=xsec, lo_correction=SLEPTON_LO_COLOUR_CORRECTION, species=species)
+    if xsec == "nlo_nll":
+        signal_reference(point.m_slepton, species, point.name)  # refuses a mass outside the table
+    hooks = SIGNAL_HOOKS + tuple(filters)
+    validate_hook_names(hooks)
     return Sample(
         name=point.name,
         process="slepton",
@@ -174,25 +217,77 @@ def signal_sample(point: SignalPoint, n_events: int) -> Sample:
         slha=slepton_spectrum(point.m_slepton, point.m_neutralino),
         m_slepton=point.m_slepton,
         m_neutralino=point.m_neutralino,
+        hooks=hooks,
+        normalisation=normalisation,
     )
 
 
-def background_sample(process: str, n_events: int) -> Sample:
-    """A background sample by process name (one of ``BACKGROUND_PROCESS_SETTINGS``)."""
+def background_sample(process: str, n_events: int, reference=None, filters: tuple[str, ...] = (),
+                      leptonic_taus: bool = False, btag_veto_weights: bool = False) -> Sample:
+    """A background sample by process name (one of ``BACKGROUND_PROCESS_SETTINGS``).
+
+    ``reference``: an :class:`analysis.core.config.BackgroundCrossSection` (a reference cross
+    section or K-factor), or ``None`` for Pythia's LO. ``filters``: generator-filter hook specs.
+    ``leptonic_taus``: tau decays restricted to e and mu (:data:`LEPTONIC_TAU_SETTINGS`); each
+    event carries the weight BR(tau -> l nu nu)^(number of hard-process taus).
+    ``btag_veto_weights``: truth tagging for a b-veto selection (no jet tagged; the event weight
+    carries P(no jet tagged), ``jobs/detector.py``).
+    """
+    validate_hook_names(filters)
     try:
         settings = BACKGROUND_PROCESS_SETTINGS[process]
     except KeyError:
         raise ValueError(
             f"unknown background process {process!r}; known: {sorted(BACKGROUND_PROCESS_SETTINGS)}"
         ) from None
-    return Sample(name=process, process=process, is_signal=False, n_events=n_events, settings=settings)
+    if reference is None:
+        normalisation = Normalisation()
+    elif reference.xsec_pb is not None:
+        normalisation = Normalisation(mode="reference", reference_xsec_pb=reference.xsec_pb,
+                                      uncertainty=reference.uncertainty, source=reference.source)
+    else:
+        normalisation = Normalisation(mode="k_factor", k_factor=reference.k_factor,
+                                      uncertainty=reference.uncertainty, source=reference.source)
+    if leptonic_taus:
+        settings = settings + LEPTONIC_TAU_SETTINGS
+    return Sample(name=process, process=process, is_signal=False, n_events=n_events, settings=settings,
+                  normalisation=normalisation, hooks=tuple(filters), leptonic_taus=leptonic_taus,
+                  btag_veto_weights=btag_veto_weights)
+
+
+def filter_specs(config: AnalysisConfig, process: str, is_signal: bool) -> tuple[str, ...]:
+    """The generator-filter hook specs of one sample of ``config`` (empty when none applies)."""
+    truth_met = config.samples.truth_met_filter
+    if not truth_met.applies_to(process, is_signal):
+        return ()
+    return (truth_met_spec(truth_met.min_for(process, is_signal), truth_met.veto_scale_gev,
+                           truth_met.dilepton_pt_min_gev, truth_met.record_only),)
+
+
+class SampleSettingError(UserError, ValueError):
+    """Sample settings that do not fit the analysis; the message names the setting."""
+
+
+def _has_b_veto(config: AnalysisConfig) -> bool:
+    """Whether a preselection cut is a b-jet veto (``n_bjet == 0`` or ``n_bjet < 1``)."""
+    return any(re.search(r"\bn_bjet\s*(==\s*0|<\s*1)\b", cut) for cut in config.selection.cuts.values())
 
 
 def samples_from_config(config: AnalysisConfig) -> list[Sample]:
     """Every sample the config asks for: the signal grid points, then the backgrounds."""
     cfg = config.samples
-    signal = [signal_sample(point, cfg.signal_events) for point in cfg.signal_grid]
-    background = [background_sample(process, cfg.background_events) for process in cfg.backgrounds]
+    if cfg.btag_veto_weights and not _has_b_veto(config):
+        raise SampleSettingError(
+            f"samples.btag_veto_weights {cfg.btag_veto_weights}: truth tagging is only valid for a selection "
+            "with a b-jet veto (a cut 'n_bjet == 0' in selection.cuts); set samples.btag_veto_weights: []"
+        )
+    signal = [signal_sample(point, cfg.signal_events, cfg.signal_xsec, filter_specs(config, "slepton", True))
+              for point in cfg.signal_grid]
+    background = [background_sample(process, cfg.background_events_per_process.get(process, cfg.background_events),
+                                    cfg.background_xsec.get(process),
+                                    filter_specs(config, process, False), process in cfg.leptonic_taus,
+                                    process in cfg.btag_veto_weights)
+                  for process in cfg.backgrounds]
     return signal + background
 
 
@@ -201,7 +296,7 @@ def jobs_from_config(config: AnalysisConfig) -> list[GenerationJob]:
     per_job = config.samples.events_per_job
     jobs = []
     for sample in samples_from_config(config):
-        shared = common_settings(config, sample.is_signal)
+        shared = common_settings(config, sample.is_signal, sample.process)
         for index, first in enumerate(range(0, sample.n_events, per_job)):
             jobs.append(
                 GenerationJob(

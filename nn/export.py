@@ -62,6 +62,10 @@ def export_model(model: TrainedModel, out: str | Path) -> Path:
 
     Raises :class:`ExportError` when jax2onnx cannot express an operator of the network.
     """
+    if getattr(model, "input_transform", None) is not None:  # a table model (nn/table_transform.py)
+        raise ExportError(f"the model {model.directory} maps its inputs through a {model.input_transform.kind} "
+                          f"transform that the ONNX graph would leave out; export a model trained with "
+                          f"--input-transform none")
     # optional dependency (the `onnx` extra): only needed when exporting
     from jax2onnx import to_onnx  # optional: pip install -e ".[onnx]"
 

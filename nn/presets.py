@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.core.config import config_from_dict
+
 __all__ = ["PRESETS", "Preset", "apply_preset"]
 
 
@@ -60,8 +62,6 @@ def apply_preset(config, name: str):
 
     Raises ``ValueError`` listing the known presets when ``name`` is unknown.
     """
-    from analysis.core.config import config_from_dict
-
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     preset = PRESETS[name]

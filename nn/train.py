@@ -33,12 +33,14 @@ from analysis.core.cli import setup_logging
 from analysis.core.config import ConfigError, default_config, load_config
 from analysis.core.names import point_name
 from nn.artifact import ArtifactError, save_artifact, save_model_set
-from nn.data import FeatureStoreError, FeatureTable, read_feature_store
+from nn.data import FeatureStoreError, FeatureTable, read_feature_store, simulation_only
 from nn.losses import LossSpec
 from nn.metrics import weighted_roc_auc
 from nn.model import MLP, build_model, signal_probability_numpy
 from nn.prepare import PreparedData, prepare_training_data
 from nn.presets import PRESETS, apply_preset
+from nn.table import TableSpec
+from nn.table_train import TableTraining, table_main, train_table
 from nn.trainer import (
     FitResult,
     compiled_apply,
@@ -48,7 +50,8 @@ from nn.trainer import (
     predict_logits,
 )
 
-__all__ = ["TrainingResult", "loss_spec", "main", "training_seed", "train_classifier", "train_from_store"]
+__all__ = ["TrainingResult", "loss_spec", "main", "training_seed", "train_classifier", "train_from_store",
+           "train_from_table"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ def train_classifier(
     parametrised: bool | None = None,
     verbose: bool = True,
     on_epoch: Callable[[MLP, Any, PreparedData, dict], None] | None = None,
+    prepare: Callable[..., PreparedData] = prepare_training_data,
 ) -> TrainingResult:
     """Train one network on ``table`` with the ``model``/``training`` sections of ``config``.
 
@@ -147,13 +151,15 @@ def train_classifier(
     ``model.parametrised``.  Progress goes to this module's logger (INFO, or DEBUG when not
     ``verbose``).  ``on_epoch(network, params, data, entry)`` is called after every epoch with
     its history entry (it may raise to stop the training, as a search's pruner does).
+    ``prepare`` turns ``table`` into the splits (default :func:`nn.prepare.prepare_training_data`;
+    :func:`nn.table_prepare.prepare_table_data` for a plain table).
     Returns a :class:`TrainingResult` (call ``.save(dir)``).
     """
     level = logging.INFO if verbose else logging.DEBUG
     if preset is not None:
         config = apply_preset(config, preset)
     seed = training_seed(config)
-    data = prepare_training_data(table, config.model, config.training, seed, points, parametrised)
+    data = prepare(table, config.model, config.training, seed, points, parametrised)
     network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs)
     spec = loss_spec(config)
     if log.isEnabledFor(level):
@@ -232,6 +238,10 @@ def train_from_store(
     if preset is not None:
         config = apply_preset(config, preset)
     table = read_feature_store(store)
+    simulated = simulation_only(table)
+    if len(simulated) < len(table):
+        log.info("training on simulation only: %d collision-data events of the store left out", len(table) - len(simulated))
+    table = simulated
     out = Path(out)
     if not config.training.per_point:
         result = train_classifier(table, config, preset=None, verbose=verbose)
@@ -258,8 +268,18 @@ def train_from_store(
     return results
 
 
+def train_from_table(table: str | Path, out: str | Path, spec: TableSpec, config=None, **options) -> TableTraining:
+    """Train on a CSV / Parquet table read with ``spec`` and write the model (and the tree
+    baseline and plots) to ``out``: :func:`nn.table_train.train_table` with
+    :func:`train_classifier` (``options``: preset, baseline, input_transform, plots, verbose)."""
+    return train_table(table, out, spec, train_classifier, config, **options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m nn.train``); returns the exit status."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if any(arg == "--table" or arg.startswith("--table=") for arg in arguments):
+        return table_main(arguments, train_classifier)  # a plain CSV / Parquet table: nn/table_train.py
     parser = argparse.ArgumentParser(prog="python -m nn.train", description="Train the signal-vs-background classifier from a feature store.")
     parser.add_argument("--store", required=True, help="feature-store directory (parts/*.parquet + schema.json)")
     parser.add_argument("--out", required=True, help="output directory of the model artifact")

@@ -9,6 +9,7 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import htcondor2
 import pytest
@@ -132,7 +133,11 @@ def test_condor_executor_builds_its_cluster_from_the_config_and_runs_coffea_on_d
         client_for("condor")
 
     seen = []
-    monkeypatch.setattr(Pipeline, "process", lambda self: seen.append(self.run_options["client"]))
+    def process(self):  # stands in for the selection stage: records the client, keeps some signal
+        seen.append(self.run_options["client"])
+        self.processing = SimpleNamespace(signal_selected=1)
+
+    monkeypatch.setattr(Pipeline, "process", process)
     Pipeline(config, tmp_path, executor="condor").run(("process",))
     assert len(opened) == 2 and opened[1] is config.cluster and seen[0] is not None
 

@@ -34,7 +34,7 @@ def test_network_trained_on_generated_samples_separates_signal(tmp_path):
     manifest = generate_samples(config, workers=2, show_progress=False)
     processing = run_processing(config, tmp_path / "store", executor="iterative", fileset=load_fileset(manifest))
     assert min(processing.n_selected.values()) > 100
-    (result,) = train_from_store(tmp_path / "store", tmp_path / "model", config, log=None)
+    (result,) = train_from_store(tmp_path / "store", tmp_path / "model", config, verbose=False)
     test = result.metrics["test"]
     # Fixed seeds: the weighted test AUC on this CPU is 0.968 (0.5 = chance).
     assert test["auc"] == pytest.approx(AUC_PINNED, abs=0.03), test["auc"]

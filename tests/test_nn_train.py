@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import flax.linen as linen
 import jax
 import numpy as np
 import pytest
 import yaml
 
+import analysis.core.config as config_module
 from analysis.core.config import config_from_dict, default_config
 from nn.artifact import (
     ArtifactError,
@@ -18,10 +20,20 @@ from nn.artifact import (
     load_model,
 )
 from nn.data import read_feature_store
+from nn.losses import LossSpec, make_loss
+from nn.model import ACTIVATION_FUNCTIONS, Dropout
+from nn.optimizers import OPTIMIZERS, SCHEDULES
 from nn.presets import PRESETS, apply_preset
+from nn.train import loss_spec, main, train_classifier
+from nn.trainer import (
+    OptimizerSpec,
+    Regularisation,
+    clear_compiled_caches,
+    compiled_apply,
+    compiled_training,
+    predict_logits,
+)
 from tests.synthetic import write_synthetic_store
-from nn.train import main, train_classifier
-from nn.trainer import compiled_apply, predict_logits
 
 GRID = ((100.0, 10.0), (200.0, 40.0), (300.0, 75.0))
 
@@ -38,6 +50,11 @@ def table(store):
     return read_feature_store(store)
 
 
+def scores(model, table):
+    """Scores ``(points, events)`` of every event of a feature table, its features checked by name."""
+    return model.score_points(table.features, feature_names=table.feature_names)
+
+
 def small_config(model=None, **training):
     """The default analysis with a small, fast network."""
     data = default_config().model_dump(mode="json")
@@ -49,7 +66,7 @@ def small_config(model=None, **training):
 
 @pytest.fixture(scope="module")
 def trained(table):
-    return train_classifier(table, small_config(), log=None)
+    return train_classifier(table, small_config(), verbose=False)
 
 
 def test_network_separates_signal_from_background(trained):
@@ -71,7 +88,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
         write_synthetic_store(tmp_path / "noise", n_signal=300, n_background=900, grid=GRID[:1], separation=0.0, seed=2)
     )
     config = small_config(max_epochs=40, patience=2, learning_rate=1e-2)
-    result = train_classifier(noise, config, log=None)
+    result = train_classifier(noise, config, verbose=False)
     assert result.fit.epochs_run < 40
     assert result.fit.stop_reason.startswith("early stopping")
     val_losses = [entry["val"]["loss"] for entry in result.fit.history]
@@ -81,10 +98,10 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
 
 
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(table, trained):
-    again = train_classifier(table, small_config(), log=None)
+    again = train_classifier(table, small_config(), verbose=False)
     same = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), trained.params, again.params))
     assert all(same)
-    other = train_classifier(table, small_config(seed=99), log=None)
+    other = train_classifier(table, small_config(seed=99), verbose=False)
     differs = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a, b), trained.params, other.params))
     assert all(differs)
 
@@ -97,8 +114,8 @@ def test_artifact_round_trip_gives_identical_predictions(trained, table, tmp_pat
     loaded = load_model(tmp_path / "model")
     assert isinstance(loaded, TrainedModel) and loaded.parametrised
     assert loaded.feature_names == table.feature_names
-    in_memory = trained.trained_model()
-    np.testing.assert_array_equal(loaded.score_table(table), in_memory.score_table(table))
+    in_memory = TrainedModel(trained.params, trained.metadata)
+    np.testing.assert_array_equal(scores(loaded, table), scores(in_memory, table))
     # the scorer standardises raw features like training did
     test = trained.data.splits["test"]
     logits = predict_logits(compiled_apply(trained.network), trained.params, test.x)
@@ -117,7 +134,7 @@ def test_artifact_round_trip_gives_identical_predictions(trained, table, tmp_pat
 
 
 def test_feature_mismatch_is_refused_with_the_feature_named(trained, table):
-    model = trained.trained_model()
+    model = TrainedModel(trained.params, trained.metadata)
     without_mll = [name for name in table.feature_names if name != "mll"]
     columns = [table.feature_names.index(name) for name in without_mll]
     with pytest.raises(FeatureMismatchError, match=r"missing feature\(s\) \['mll'\]"):
@@ -127,7 +144,7 @@ def test_feature_mismatch_is_refused_with_the_feature_named(trained, table):
         model.score_points(extra, feature_names=[*table.feature_names, "bogus"])
     reversed_names = list(table.feature_names)[::-1]
     np.testing.assert_array_equal(
-        model.score_points(table.features[:, ::-1], feature_names=reversed_names), model.score_table(table)
+        model.score_points(table.features[:, ::-1], feature_names=reversed_names), scores(model, table)
     )
     with pytest.raises(ValueError, match="parametrised: give m_slepton and dm"):
         model.score(table.features)
@@ -144,16 +161,16 @@ def test_corrupt_weights_are_refused(trained, tmp_path):
 
 
 def test_multiclass_asimov_and_focal_variants_train(table):
-    multiclass = train_classifier(table, small_config(model={"output": "multiclass"}, max_epochs=3), log=None)
+    multiclass = train_classifier(table, small_config(model={"output": "multiclass"}, max_epochs=3), verbose=False)
     assert multiclass.data.classes == ("signal", "WW", "ZZ", "ttbar")
     assert multiclass.metrics["test"]["auc"] > 0.85
-    scores = multiclass.trained_model().score_table(table)
-    assert scores.shape == (3, len(table)) and np.all((scores >= 0) & (scores <= 1))
-    asimov = train_classifier(table, small_config(loss="asimov", max_epochs=3), log=None)
+    values = scores(TrainedModel(multiclass.params, multiclass.metadata), table)
+    assert values.shape == (3, len(table)) and np.all((values >= 0) & (values <= 1))
+    asimov = train_classifier(table, small_config(loss="asimov", max_epochs=3), verbose=False)
     losses = [entry["val"]["loss"] for entry in asimov.fit.history]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]  # 1 / Z falls: the significance grows
     assert asimov.metrics["test"]["auc"] > 0.7
-    focal = train_classifier(table, small_config(loss="focal", label_smoothing=0.05, max_epochs=3, model=None), log=None)
+    focal = train_classifier(table, small_config(loss="focal", label_smoothing=0.05, max_epochs=3, model=None), verbose=False)
     assert focal.metrics["test"]["auc"] > 0.85
 
 
@@ -164,11 +181,11 @@ def test_per_point_training_and_cli(store, table, tmp_path, capsys):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     assert main(["--store", str(store), "--out", str(tmp_path / "points"), "--config", str(path)]) == 0
-    output = capsys.readouterr().out
-    assert "epoch   1/2" in output and "test weighted AUC" in output
+    output = capsys.readouterr()
+    assert "epoch   1/2" in output.err and "test weighted AUC" in output.out  # progress is logged (stderr)
     models = load_model(tmp_path / "points")
     assert isinstance(models, ModelSet) and models.signal_points == [(100.0, 10.0), (300.0, 75.0)]
-    assert models.score_table(table).shape == (2, len(table))
+    assert scores(models, table).shape == (2, len(table))
     with pytest.raises(FeatureMismatchError, match="missing feature"):
         models.score_points(table.features[:, 1:], feature_names=table.feature_names[1:])
     assert main(["--store", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
@@ -187,8 +204,64 @@ def test_presets_are_selectable_by_name(table, tmp_path):
 
 
 def test_non_parametrised_model_scores_without_grid_point(table):
-    result = train_classifier(table, small_config(model={"parametrised": False}, max_epochs=2), log=None)
-    model = result.trained_model()
+    result = train_classifier(table, small_config(model={"parametrised": False}, max_epochs=2), verbose=False)
+    model = TrainedModel(result.params, result.metadata)
     assert model.input_names == table.feature_names
-    scores = model.score(table.features, feature_names=table.feature_names)
-    np.testing.assert_array_equal(model.score_table(table)[1], scores)
+    single = model.score(table.features, feature_names=table.feature_names)
+    np.testing.assert_array_equal(scores(model, table)[1], single)
+
+
+def test_option_names_have_one_definition():
+    # the config validates the names; nn maps each name to its function: both sides agree
+    assert set(ACTIVATION_FUNCTIONS) == set(config_module.ACTIVATIONS)
+    assert set(OPTIMIZERS) == set(config_module.OPTIMIZERS)
+    assert set(SCHEDULES) == set(config_module.SCHEDULES)
+    for kind in config_module.LOSSES:
+        assert callable(make_loss(LossSpec(kind=kind)))
+    with pytest.raises(ValueError, match="unknown loss"):
+        make_loss(LossSpec(kind="hinge"))
+    parameters = config_module.SEARCH_PARAMETERS
+    assert (parameters["activation"], parameters["optimizer"], parameters["loss"]) == (
+        config_module.ACTIVATIONS, config_module.OPTIMIZERS, config_module.LOSSES
+    )
+
+
+def test_rates_are_runtime_values_so_trainings_share_one_compiled_step(table):
+    # learning rate, dropout rate and L2 constant differ; the shape, optimiser and penalties on do not
+    first = small_config(model={"dropout": 0.1, "l2": 1e-4}, max_epochs=2, learning_rate=3e-3)
+    second = small_config(model={"dropout": 0.3, "l2": 1e-3}, max_epochs=2, learning_rate=1e-2)
+    clear_compiled_caches()
+    a = train_classifier(table, first, verbose=False)
+    b = train_classifier(table, second, verbose=False)
+    info = compiled_training.cache_info()
+    assert (info.misses, info.hits) == (1, 1)  # one setup compiled, reused by the second training
+    steps = -(-len(a.data.splits["train"]) // 256)
+    _, train_epoch = compiled_training(a.network, loss_spec(first), OptimizerSpec.from_training(first.training), steps, 256, False, True)
+    assert train_epoch._cache_size() == 1  # one XLA executable for both trainings
+    assert [e["learning_rate"] for e in b.fit.history] == [pytest.approx(1e-2)] * 2
+    # the values really are the run's own: the first config, compiled afresh, gives the same weights
+    clear_compiled_caches()
+    again = train_classifier(table, first, verbose=False)
+    assert all(jax.tree.leaves(jax.tree.map(np.array_equal, a.params, again.params)))
+    assert not any(jax.tree.leaves(jax.tree.map(np.array_equal, a.params, b.params)))
+
+
+def test_dropout_module_draws_flax_dropout_masks():
+    # the runtime-rate dropout keeps flax's rng stream and arithmetic (same seed, same masks and values)
+    x = jax.random.normal(jax.random.key(0), (64, 8))
+    rngs = {"dropout": jax.random.key(1)}
+
+    class Flax(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.Dropout(0.3, deterministic=False)(x)
+
+    class Runtime(linen.Module):
+        @linen.compact
+        def __call__(self, x, keep_prob):
+            return Dropout()(x, keep_prob)
+
+    expected = jax.jit(lambda x: Flax().apply({}, x, rngs=rngs))(x)
+    found = jax.jit(lambda x, p: Runtime().apply({}, x, p, rngs=rngs))(x, Regularisation.of(0.3).keep_prob)
+    np.testing.assert_array_equal(np.asarray(found), np.asarray(expected))
+    assert 0.55 < float(np.mean(np.asarray(found) != 0)) < 0.85  # about 70 % kept

@@ -141,8 +141,11 @@ class TruthMetFilterConfig(_Section):
     filter efficiency is folded into the cross section. Keep ``min_gev`` below the analysis's MET
     cut by the detector resolution and the softer emissions to come (README, "Targeted production")."""
 
-    enabled: bool = True
-    min_gev: float = Field(default=150.0, ge=0, le=5000, description="keep events whose reachable truth MET is >= this")
+    enabled: bool = Field(default=False, description="on in the built-in analysis; tune min_gev to your selection first")
+    min_gev: float = Field(default=125.0, ge=0, le=5000, description="keep events whose reachable truth MET is >= this")
+    min_gev_per_sample: dict[str, float] = Field(
+        default_factory=dict, description="min_gev per background process or 'signal', overriding min_gev"
+    )
     veto_scale_gev: float = Field(default=30.0, gt=0, le=1000, description="shower pT scale at which the filter decides")
     dilepton_pt_min_gev: float = Field(
         default=8.0, ge=0, le=1000,
@@ -155,6 +158,21 @@ class TruthMetFilterConfig(_Section):
     record_only: bool = Field(
         default=False, description="veto nothing, write the bound per event (GenFilter_metBound): a reference sample"
     )
+
+    @field_validator("min_gev_per_sample")
+    @classmethod
+    def _known_min_samples(cls, values: dict[str, float]) -> dict[str, float]:
+        unknown = [name for name in values if name != "signal" and name not in KNOWN_BACKGROUNDS]
+        if unknown:
+            raise ValueError(f"unknown sample kind(s) {unknown}; use 'signal' or background processes {list(KNOWN_BACKGROUNDS)}")
+        bad = {name: value for name, value in values.items() if not 0 <= value <= 5000}
+        if bad:
+            raise ValueError(f"min_gev must lie in [0, 5000] GeV (got {bad})")
+        return values
+
+    def min_for(self, process: str, is_signal: bool) -> float:
+        """The filter threshold of a sample of ``process``."""
+        return self.min_gev_per_sample.get("signal" if is_signal else process, self.min_gev)
 
     @field_validator("samples")
     @classmethod
@@ -186,7 +204,7 @@ class SamplesConfig(_Section):
     sqrt_s_gev: float = Field(default=13000.0, gt=0)
     signal_grid: list[SignalPoint] = Field(min_length=0)
     backgrounds: list[str] = Field(default_factory=lambda: list(KNOWN_BACKGROUNDS))
-    signal_events: StrictInt = Field(default=8000, gt=0, description="events generated per signal grid point")
+    signal_events: StrictInt = Field(default=5000, gt=0, description="events generated (kept by the filters) per signal grid point")
     background_events: StrictInt = Field(default=50000, gt=0, description="events generated per background process")
     events_per_job: StrictInt = Field(default=5000, gt=0, description="events per (sample x chunk) generation job")
     hadronisation: bool = Field(default=False, description="string fragmentation and hadron decays (slow)")
@@ -197,7 +215,7 @@ class SamplesConfig(_Section):
         "samples); off: isotropic tau decays",
     )
     pt_bias_power: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         description="backgrounds are generated with a weight-compensated pT-hat bias (pTHat/ref)^power "
         "to populate the high-MET tail; 0 turns it off",
@@ -214,12 +232,12 @@ class SamplesConfig(_Section):
     )
     truth_met_filter: TruthMetFilterConfig = Field(default_factory=TruthMetFilterConfig)
     leptonic_taus: list[str] = Field(
-        default_factory=lambda: ["WW", "ttbar", "Ztautau"],
+        default_factory=list,
         description="backgrounds whose tau decays are forced to e/mu, each event weighted by BR^(number of taus): "
         "for selections that need two light leptons from the hard process",
     )
     btag_veto_weights: list[str] = Field(
-        default_factory=lambda: ["ttbar"],
+        default_factory=list,
         description="backgrounds generated with truth tagging: no jet b-tagged, each event weighted by P(no jet "
         "tagged); only for a selection with a b-veto (n_bjet == 0)",
     )
@@ -600,7 +618,7 @@ class FitConfig(_Section):
         default=10.0, ge=0, description="merge score bins from the high end until each bin's background ESS reaches this; 0: keep the bins"
     )
     max_bins: int | None = Field(
-        default=10, ge=1, description="at most this many bins: the groups below the highest max_bins - 1 are merged into one; null: no limit"
+        default=6, ge=1, description="at most this many bins: the groups below the highest max_bins - 1 are merged into one; null: no limit"
     )
     relative_background_uncertainty: float | None = Field(
         default=None, ge=0, lt=1, description="sigma_b / b per bin; default: scan.relative_background_uncertainty"
@@ -642,12 +660,21 @@ class ExecutorConfig(_Section):
     name: Literal["iterative", "futures", "dask", "condor"] = "dask"
     workers: StrictInt | None = Field(default=None, gt=0, description="local workers; default: number of cores")
     scheduler: str | None = Field(default=None, description="address of a running Dask scheduler, tcp://host:port")
-    chunksize: StrictInt = Field(default=100_000, gt=0)
+    chunksize: StrictInt | None = Field(
+        default=None, gt=0,
+        description="events per chunk; auto (or null, the default): from the events and the workers, so that every "
+        "worker gets several chunks (analysis.core.chunking)",
+    )
     on_bad_files: Literal["stop", "skip"] = Field(
         default="stop",
         description="an unreadable, truncated or incomplete input file: stop with an error naming it, or skip it "
         "(as --skip-bad-files), report the events lost and normalise the weights to the files read",
     )
+
+    @field_validator("chunksize", mode="before")
+    @classmethod
+    def _auto_chunksize(cls, value):
+        return None if isinstance(value, str) and value == "auto" else value
 
 
 #: Submit-description commands bsmscan writes itself; ``cluster.submit_directives`` may not set them.

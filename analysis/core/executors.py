@@ -107,19 +107,61 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     return (OSError, EOFError, zlib.error, uproot.deserialization.DeserializationError, pyarrow.ArrowInvalid)
 
 
+class ChunkEvents:
+    """The branches of one chunk, read eagerly: what the processors use of coffea's events.
+
+    ``fields`` (membership tests), ``events[branch]`` (an awkward array), ``len(events)`` and
+    ``metadata`` (coffea's chunk metadata: dataset, filename, treename, entry range, and the
+    dataset's own). Branches are the flat ones of the file (``Muon_pt``), whatever the schema.
+    """
+
+    def __init__(self, arrays: dict, metadata: dict, n_events: int):
+        self._arrays = arrays
+        self.metadata = metadata
+        self._n_events = n_events
+
+    @property
+    def fields(self):
+        """The branches read (a set-like view)."""
+        return self._arrays.keys()
+
+    def __getitem__(self, branch: str):
+        return self._arrays[branch]
+
+    def __len__(self) -> int:
+        return self._n_events
+
+
+def read_chunk(events, branches) -> ChunkEvents:
+    """``branches`` of the ROOT chunk that coffea's ``events`` stand for, read in one go with uproot
+    (TTree or RNTuple); branches the file lacks are left out (asking for one names it)."""
+    metadata = dict(events.metadata)
+    wanted = frozenset(branches)
+    start, stop = metadata["entrystart"], metadata["entrystop"]
+    with uproot.open(metadata["filename"]) as file:
+        arrays = file[metadata["treename"]].arrays(filter_name=lambda name: name in wanted, entry_start=start,
+                                                   entry_stop=stop, how=dict)
+    return ChunkEvents(arrays, metadata, stop - start)
+
+
 class ChunkGuard(processor.ProcessorABC):
     """A processor wrapper: read errors inside a chunk become a :class:`BadInputFileError`.
 
-    coffea reads branches lazily, inside ``process``; an ``OSError: expected Chunk of length
-    18486, received 0 bytes`` from uproot there names no file. bsmscan's own errors
-    (:class:`UserError`) pass unchanged.
+    An ``OSError: expected Chunk of length 18486, received 0 bytes`` from uproot names no file.
+    bsmscan's own errors (:class:`UserError`) pass unchanged. With ``branches`` (dataset -> the
+    branches the processor reads), ROOT chunks are read eagerly (:func:`read_chunk`) and the processor
+    gets :class:`ChunkEvents`: one bulk read per chunk, and plain arrays from then on, instead
+    of coffea's virtual arrays read branch by branch on first access.
     """
 
-    def __init__(self, inner):
+    def __init__(self, inner, branches: dict[str, list[str]] | None = None):
         self.inner = inner
+        self.branches = branches
 
     def process(self, events):
         try:
+            if self.branches is not None:
+                events = read_chunk(events, self.branches[events.metadata["dataset"]])
             return self.inner.process(events)
         except UserError:
             raise
@@ -149,6 +191,7 @@ def run_chunks(
     client=None,
     schema: str = "base",
     show_progress: bool = False,
+    branches: dict[str, list[str]] | None = None,
 ) -> dict:
     """Run a processor over an inspected fileset (ROOT and Parquet parts) with coffea's Runner.
 
@@ -156,13 +199,16 @@ def run_chunks(
     accumulator (a dict, the processors here key it by chunk). A bsmscan error raised in a
     chunk is re-raised as itself; a read error as :class:`BadInputFileError` naming the file;
     anything else (a bug) keeps its traceback. ``KeyboardInterrupt`` passes through untouched.
+    ``branches`` (dataset -> branch names, :func:`analysis.core.fileset.preload_branches`): the
+    branches of ROOT files read eagerly, all in one go per chunk (:class:`ChunkGuard`), instead
+    of one by one as the processor first touches them.
     """
     output: dict = {}
-    guarded = ChunkGuard(processor_instance)
     for fmt in ("root", "parquet"):
         datasets = getattr(inspected, fmt)
         if not datasets:
             continue
+        guarded = ChunkGuard(processor_instance, branches if fmt == "root" else None)
         make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)  # noqa: E731
         # metadata_cache={}: coffea's default cache is global to the process and keeps each file's
         # *user* metadata too, so a second run in one session (another sum_genweight after skipped

@@ -173,6 +173,14 @@ def required_branches(config: AnalysisConfig, is_data: bool) -> list[str]:
     return list(branch_requirements(config, is_data))
 
 
+def preload_branches(config: AnalysisConfig, datasets: dict, extra: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """dataset -> every branch the selection (or scoring) stage reads from it, plus ``event``:
+    read in one go per chunk (coffea's ``preload``) rather than one by one on first access.
+    Branches a file lacks are left out there (the inspection has checked the required ones)."""
+    return {name: [*branch_requirements(config, dataset_flags(name, entry.get("metadata", {}))[0], extra), "event"]
+            for name, entry in datasets.items()}
+
+
 def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
     if file_format(path) == "parquet":
         try:

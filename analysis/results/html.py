@@ -9,6 +9,9 @@ free-form JSON, but these keys are shown as tables when present:
 * ``scan`` -- :meth:`analysis.results.scan.ScanSummary.to_json` (or the ``ScanSummary`` itself): a table
   of grid points (m, dm, best threshold, best Z, Z at the standard threshold, ROC AUC of the
   test split, Z per luminosity);
+* ``fit`` -- :meth:`analysis.results.likelihood.FitSummary.report`: a table of grid points (bins,
+  expected and observed discovery Z, 95% CL upper limits on mu with their bands, Z per luminosity,
+  the fit status);
 * ``aucs`` -- ``{grid point: ROC AUC}`` of the test split, from the score histograms
   (:func:`analysis.results.plots.report_aucs`); also the AUC column of the grid-point table;
 * ``model_aucs`` -- ``{split: {grid point: ROC AUC}}`` from the training's unbinned evaluation,
@@ -38,7 +41,7 @@ import numpy as np
 
 __all__ = ["render_html", "to_json_safe", "write_report"]
 
-_HANDLED_KEYS = ("scan", "aucs", "model_aucs", "cutflow", "steps", "provenance")
+_HANDLED_KEYS = ("scan", "fit", "aucs", "model_aucs", "cutflow", "steps", "provenance")
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -133,6 +136,31 @@ def _scan_table(scan: Mapping, aucs: Mapping) -> dict:
     return {"overview": overview, "header": header, "rows": rows}
 
 
+def _fit_table(fit: Mapping) -> dict:
+    """Settings and the grid-point table of a ``FitSummary.report()`` dict (the pyhf fits); a
+    point without a result shows its status and message, never a number."""
+    settings = fit.get("settings") or {}
+    overview = {key: settings[key] for key in ("luminosity_fb", "relative_background_uncertainty",
+                                               "background_uncertainty", "mc_stat_uncertainty",
+                                               "signal_xsec_uncertainty", "min_background_ess", "max_bins",
+                                               "backend") if key in settings}
+    overview["workspaces"] = "workspaces/<grid point>.json (refit: pyhf cls workspaces/<grid point>.json)"
+    luminosities = sorted({lumi for p in fit.get("points", []) for lumi in (p.get("z_vs_luminosity") or {})},
+                          key=_as_number)
+    header = ["grid point", "m(slepton) [GeV]", "dm [GeV]", "bins", "expected Z", "observed Z",
+              "expected mu_up", "-1 sigma", "+1 sigma", "-2 sigma", "+2 sigma", "observed mu_up",
+              *(f"expected Z at {lumi} fb^-1" for lumi in luminosities), "fit"]
+    rows = []
+    for point in fit.get("points", []):
+        limits = point.get("expected_limit") or [None] * 5
+        projection = point.get("z_vs_luminosity") or {}
+        status = "ok" if point.get("status") == "ok" else f"FAILED ({point.get('status')}): {point.get('message')}"
+        rows.append([point.get("label"), point.get("m_slepton"), point.get("dm"), point.get("bins"),
+                     point.get("expected_z"), point.get("observed_z"), limits[2], limits[1], limits[3], limits[0],
+                     limits[4], point.get("observed_limit"), *(projection.get(lumi) for lumi in luminosities), status])
+    return {"overview": overview, "header": header, "rows": rows}
+
+
 def _auc_table(aucs: Mapping, model_aucs: Mapping) -> dict | None:
     """Grid point x (test split from the histograms, then each split of the model's evaluation)."""
     model_aucs = {split: values for split, values in model_aucs.items() if isinstance(values, Mapping)}
@@ -191,6 +219,7 @@ def render_html(summary: Mapping, image_sources: Mapping[str, str]) -> str:
     context = {
         "title": str(summary[title_key]) if title_key else "bsmscan results",
         "scan": _scan_table(scan, aucs) if isinstance(scan, Mapping) else None,
+        "fit": _fit_table(summary["fit"]) if isinstance(summary.get("fit"), Mapping) and "points" in summary["fit"] else None,
         "aucs": _auc_table(aucs, model_aucs),
         "cutflow": _cutflow_tables(summary, cutflow) if isinstance(cutflow, Mapping) else [],
         "others": {key: value for key, value in summary.items() if key not in handled},

@@ -9,31 +9,23 @@ For one grid point, from the test-split score histogram (yields scaled to the fu
    uncertainty (``total``: a Gaussian-constrained parameter per bin shared by every background,
    width rel x the bin's total background; ``per_process``: a Poisson-constrained shapesys per
    process and bin), the signal cross-section normsys and optional per-process normsys;
-3. :func:`fit_point` validates the workspace against pyhf's schema and computes the expected
-   discovery significance (Asimov data at mu = 1, ``hypotest`` with q0), the CLs at mu = 1 as
-   ``pyhf cls`` gives it on the workspace, the expected (and with data, observed) 95% CL upper
-   limit on mu with its +-1, +-2 sigma bands, and Z at each projected luminosity.
+3. :func:`prepare_point` rebins and checks the inputs and starts the :class:`FitPoint` record;
+   the fits themselves are in :mod:`analysis.results.inference`.
 
-Without collision data, the workspace's observations are the background-only expectation, so
-the limits are the expected ones. Bad input (a bin whose total background is <= 0, no signal,
-too few background events, non-finite yields), a schema failure, a fit that does not converge
-or a limit outside the POI range give a :class:`FitPoint` with a ``status`` and a ``message``
-naming the grid point, and no numbers. Inference helpers are split into
-:mod:`analysis.results.inference` (this module builds the inputs and the models).
+Without collision data the workspace's observations are the background-only expectation. Bad
+input (a bin whose total background is <= 0, no signal, too few background events, non-finite
+yields) raises :class:`FitInputError` naming the grid point; the fit stage reports it per point.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import hist
 import numpy as np
 
 from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
-
-log = logging.getLogger(__name__)
 
 #: Process label of collision data on the score histogram's process axis (by default).
 DATA_PROCESS = "data"
@@ -57,7 +49,7 @@ class FitSettings:
     """The plain values a fit needs (picklable, sent to every Dask task)."""
 
     min_background_ess: float = 10.0
-    max_bins: int | None = 10
+    max_bins: int | None = 6
     relative_background_uncertainty: float = 0.3
     background_uncertainty: str = "total"
     mc_stat_uncertainty: bool = True
@@ -70,7 +62,7 @@ class FitSettings:
     luminosities_fb: tuple[float, ...] = ()
 
     @classmethod
-    def from_config(cls, config: AnalysisConfig) -> "FitSettings":
+    def from_config(cls, config: AnalysisConfig) -> FitSettings:
         """Settings from the ``fit`` section (background uncertainty default: the scan's)."""
         fit = config.fit
         relative = fit.relative_background_uncertainty
@@ -88,6 +80,7 @@ class FitSettings:
         """The settings as recorded in ``fit.json``."""
         record = {name: getattr(self, name) for name in self.__dataclass_fields__}
         record["process_normalisation_uncertainties"] = dict(self.process_normalisation_uncertainties)
+        record["poi_bounds"], record["luminosities_fb"] = list(self.poi_bounds), list(self.luminosities_fb)
         return record
 
 
@@ -334,11 +327,55 @@ class FitPoint:
     cls_mu1_workspace: dict | None = None
     z_vs_luminosity: dict[str, float | None] = field(default_factory=dict)
     n_parameters: int | None = None
+    workspace: str | None = None  # path of the written workspace, relative to the results folder
 
     @property
     def ok(self) -> bool:
         """True when the fit gave numbers."""
         return self.status == "ok"
+
+    @property
+    def median_limit(self) -> float | None:
+        """The median expected upper limit on mu (None without a result)."""
+        return self.expected_limit[2] if self.expected_limit else None
+
+
+@dataclass
+class FitSummary:
+    """Every grid point's fit, the settings and the processes that entered."""
+
+    settings: dict
+    points: list[FitPoint]
+    background_processes: list[str] = field(default_factory=list)
+    data_processes: list[str] = field(default_factory=list)
+    split: str = "test"
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """``{grid point: "status: message"}`` of the points without a result."""
+        return {p.label: f"{p.status}: {p.message}" for p in self.points if not p.ok}
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict (no NaN: missing numbers are None)."""
+        return {"settings": self.settings, "split": self.split, "background_processes": self.background_processes,
+                "data_processes": self.data_processes, "failures": self.failures,
+                "points": [asdict(point) for point in self.points]}
+
+    def report(self) -> dict:
+        """The compact form the report shows: settings, failures and per point the results
+        (no per-bin arrays; those stay in ``fit.json``)."""
+        keys = ("label", "m_slepton", "dm", "status", "message", "has_data", "expected_z", "observed_z",
+                "expected_limit", "observed_limit", "z_vs_luminosity", "workspace")
+        points = [{**{key: getattr(p, key) for key in keys}, "bins": len(p.edges) - 1 if p.edges else None}
+                  for p in self.points]
+        return {"settings": self.settings, "background_processes": self.background_processes,
+                "data_processes": self.data_processes, "failures": self.failures, "points": points}
+
+    @classmethod
+    def from_json(cls, data: dict) -> FitSummary:
+        """The summary back from :meth:`to_json` output (``fit.json``)."""
+        return cls(data["settings"], [FitPoint(**point) for point in data["points"]],
+                   data.get("background_processes", []), data.get("data_processes", []), data.get("split", "test"))
 
 
 def prepare_point(inputs: PointInputs, settings: FitSettings) -> tuple[PointInputs, FitPoint]:

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from analysis.core.atomic import write_json_atomic
+from analysis.core.chunking import chunk_size
 from analysis.core.config import AnalysisConfig
 from analysis.core.executors import client_for, run_chunks
-from analysis.core.fileset import check_all_events, inspect_fileset
+from analysis.core.fileset import check_all_events, inspect_fileset, preload_branches
 from analysis.core.statistics import effective_sample_size
 from analysis.core.store import clear_store, write_schema
 from analysis.stages.control import (
@@ -122,11 +123,14 @@ def run_processing(
     if store is not None:
         clear_store(store)
 
-    with client_for(executor, workers, scheduler, client, cluster_config=config.cluster) as dask:
-        chunks = run_chunks(inspected, processor_instance, executor=executor, chunksize=config.executor.chunksize,
-                            workers=workers, client=dask, schema=schema, show_progress=show_progress)
-
     datasets = {**inspected.root, **inspected.parquet}
+    chunksize = chunk_size(config, sum(inspected.n_input.values()), executor, workers)
+    branches = preload_branches(config, datasets, processor_instance.columns.required_branches())
+    log.info("selection: %d events in chunks of up to %d", sum(inspected.n_input.values()), chunksize)
+    with client_for(executor, workers, scheduler, client, cluster_config=config.cluster) as dask:
+        chunks = run_chunks(inspected, processor_instance, executor=executor, chunksize=chunksize,
+                            workers=workers, client=dask, schema=schema, show_progress=show_progress, branches=branches)
+
     return merge_processing(config, chunks, inspected.n_input, datasets, inspected.skipped, store, executor,
                             losses={name: loss.to_json() for name, loss in inspected.losses.items()},
                             processor_instance=processor_instance)

@@ -21,6 +21,7 @@ from analysis.core.layout import ResultsLayout
 from analysis.core.provenance import collect_provenance
 from analysis.results.baseline_plots import make_baseline_plots
 from analysis.results.control import control_at_thresholds
+from analysis.results.fit_plots import make_fit_plots
 from analysis.results.html import write_report
 from analysis.results.plots import (
     control_statistics,
@@ -31,6 +32,7 @@ from analysis.results.plots import (
 )
 from analysis.results.scan import ScanSummary
 from analysis.stages.control import CONTROL_FILE, load_control, no_signal_reason
+from analysis.stages.fit import load_fit
 from analysis.stages.scan import best_thresholds
 from analysis.stages.score import ScoringResult, load_histograms
 
@@ -88,6 +90,7 @@ def run_report(config: AnalysisConfig, layout: ResultsLayout, *, executor: str, 
     images: dict[str, Path] = {}
     if with_scan:
         images.update(_scan_part(config, layout, report, scores, summary, executor))
+        images.update(_fit_part(layout, report))
     else:
         report["skipped"] = dict(skipped or {}) or {"train, score, scan": why_not}
         report["provenance"] = collect_provenance(config, {"global": config.seed}, executor)
@@ -110,6 +113,20 @@ def _control_part(config: AnalysisConfig, layout: ResultsLayout, report: dict) -
                          for name, h in control.histograms.items()}
     kind = " / ".join(word for word, present in (("data", control.data), ("simulation", control.simulation)) if present)
     return {f"{name} after the preselection ({kind})": path for name, path in paths.items()}
+
+
+def _fit_part(layout: ResultsLayout, report: dict) -> dict[str, Path]:
+    """The likelihood fits of the fit stage (``fit.json``): the table, Brazil bands and exclusion
+    contour. Left out, with the reason, when the fit did not run or predates the histograms."""
+    if not layout.fit.exists():
+        return {}
+    if layout.histograms.exists() and layout.fit.stat().st_mtime < layout.histograms.stat().st_mtime:
+        report["fit_left_out"] = f"{layout.fit.name} predates {layout.histograms.name}: rerun the fit stage"
+        log.warning("report without the likelihood fits: %s", report["fit_left_out"])
+        return {}
+    fit = load_fit(layout.fit)
+    report["fit"] = fit.report()
+    return make_fit_plots(layout.outdir / "plots", fit)
 
 
 def _scan_part(config: AnalysisConfig, layout: ResultsLayout, report: dict, scores: ScoringResult | None,

@@ -17,9 +17,10 @@ import hist
 import uhi.io.json as uhi_json
 
 from analysis.core.atomic import write_text_atomic
+from analysis.core.chunking import chunk_size
 from analysis.core.config import AnalysisConfig
 from analysis.core.executors import client_for, run_chunks
-from analysis.core.fileset import check_all_events, inspect_fileset
+from analysis.core.fileset import check_all_events, inspect_fileset, preload_branches
 from nn.artifact import load_model
 from processors.columns import AnalysisColumns
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
@@ -51,15 +52,17 @@ def run_scoring(
 ) -> ScoringResult:
     """Score every selected event of ``fileset`` at each grid point of ``points``."""
     executor = executor or config.executor.name
-    inspected = inspect_fileset(fileset, config, skip_bad_files,
-                                extra_branches=AnalysisColumns.from_config(config).required_branches())
+    extra = AnalysisColumns.from_config(config).required_branches()
+    inspected = inspect_fileset(fileset, config, skip_bad_files, extra_branches=extra)
     datasets = {**inspected.root, **inspected.parquet}
     scorer = scoring_processor(config, model_dir, points, datasets)
-    with client_for(executor, workers or config.executor.workers, scheduler or config.executor.scheduler, client,
+    workers = workers or config.executor.workers
+    chunksize = chunk_size(config, sum(inspected.n_input.values()), executor, workers)
+    with client_for(executor, workers, scheduler or config.executor.scheduler, client,
                     cluster_config=config.cluster) as dask:
-        chunks = run_chunks(inspected, scorer, executor=executor, chunksize=config.executor.chunksize,
-                            workers=workers or config.executor.workers, client=dask, schema=schema,
-                            show_progress=show_progress)
+        chunks = run_chunks(inspected, scorer, executor=executor, chunksize=chunksize, workers=workers, client=dask,
+                            schema=schema, show_progress=show_progress,
+                            branches=preload_branches(config, datasets, extra))
     return merge_scoring(scorer, chunks, inspected.n_input)
 
 

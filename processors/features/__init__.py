@@ -71,7 +71,6 @@ Buckley, Lykken, Rogan, Spiropulu, PRD 89 (2014) 055020, arXiv:1310.4827.
 
 from __future__ import annotations
 
-import awkward as ak
 import numpy as np
 
 from .baldi import (
@@ -89,6 +88,7 @@ from .kinematics import (
     as_flat_float,
     delta_phi,
     delta_r,
+    flat_field,
     invariant_mass,
     leading_leptons,
     require_fields,
@@ -161,7 +161,7 @@ def _validate_inputs(leptons, jets, met_pt: np.ndarray, met_phi: np.ndarray) -> 
             raise ValueError(f"{name} holds non-finite values")
     for name, collection in (("leptons", leptons), ("jets", jets)):
         for field in ("pt", "eta", "phi", "mass"):
-            values = ak.to_numpy(ak.flatten(collection[field], axis=None)).astype(np.float64)
+            values = flat_field(collection[field])[1]
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"{name}.{field} holds non-finite values")
 

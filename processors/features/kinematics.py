@@ -131,19 +131,43 @@ def require_fields(collection, name: str, fields: tuple[str, ...]) -> None:
         raise ValueError(f"{name} lacks the field(s) {missing}; it has {sorted(present)}")
 
 
+def _materialised(buffer) -> np.ndarray:
+    """A layout buffer as a numpy array (a virtual buffer is read first)."""
+    return buffer if isinstance(buffer, np.ndarray) else np.asarray(buffer.materialize())
+
+
+def flat_field(values) -> tuple[np.ndarray, np.ndarray]:
+    """The per-event offsets (n_events + 1, from 0) and the flat numpy contents of a jagged
+    array of numbers (one list per event).
+
+    Straight from the layout when it is a packed list of numbers (what the object building
+    gives, and uproot reads), else through ``ak.num`` / ``ak.flatten``.
+    """
+    layout = values.layout if isinstance(values, ak.Array) else ak.to_layout(values)
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets, content = (_materialised(buffer) for buffer in (layout.offsets.data, layout.content.data))
+        offsets = offsets.astype(np.int64, copy=False)
+        if offsets[0] != 0 or len(content) != offsets[-1]:
+            content, offsets = content[offsets[0]:offsets[-1]], offsets - offsets[0]
+        return offsets, content
+    counts = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return offsets, ak.to_numpy(ak.flatten(values, axis=1))
+
+
 def nth_object_fields(collection, index: int, fields, fill: float = 0.0) -> dict[str, np.ndarray]:
     """``{field: collection[field]}`` of the ``index``-th object of each event; ``fill`` where absent.
 
-    Read from the flat contents and the per-event offsets (one ``ak.flatten`` per field).
+    Read from the flat contents and the per-event offsets (:func:`flat_field`).
     """
-    counts = ak.to_numpy(ak.num(collection, axis=1)).astype(np.int64)
-    present = counts > index
-    positions = (np.cumsum(counts) - counts + index)[present]
     values = {}
     for field in fields:
-        flat = ak.to_numpy(ak.flatten(collection[field], axis=1)).astype(np.float64)
+        offsets, flat = flat_field(collection[field])
+        counts = np.diff(offsets)
+        present = counts > index
         column = np.full(len(counts), fill, dtype=np.float64)
-        column[present] = flat[positions]
+        column[present] = flat[offsets[:-1][present] + index]
         values[field] = column
     return values
 

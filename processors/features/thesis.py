@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import awkward as ak
 import numpy as np
 
+from ..kernels import counts_from_mask, event_minima
 from .kinematics import (
     Lepton,
     as_flat_float,
     delta_phi,
     delta_r,
+    flat_field,
     leading_leptons,
     mass,
     nth_object_fields,
-    per_event,
     require_fields,
     safe_divide,
     transverse_mass,
@@ -29,10 +29,15 @@ from .names import (
 
 
 def min_delta_phi_to_met(object_phi, met_phi) -> np.ndarray:
-    """min over the objects of |dphi(object, MET)| (``object_phi`` jagged); pi if none."""
-    separations = abs(delta_phi(object_phi, per_event(met_phi)))
-    smallest = ak.min(separations, axis=1, mask_identity=True)
-    return ak.to_numpy(ak.fill_none(smallest, np.pi)).astype(np.float64)
+    """min over the objects of |dphi(object, MET)| (``object_phi`` jagged); pi if none.
+
+    On the flat contents: each object against its event's MET (float64), then the per-event
+    minimum (:func:`processors.kernels.event_minima`).
+    """
+    offsets, phi = flat_field(object_phi)
+    met_phi = np.asarray(met_phi, dtype=np.float64)
+    separations = np.abs(delta_phi(phi, np.repeat(met_phi, np.diff(offsets))))
+    return event_minima(offsets, separations.astype(np.float64, copy=False), np.pi)
 
 
 def min_delta_phi_jets_met(jet_phi, met_phi) -> np.ndarray:
@@ -41,14 +46,17 @@ def min_delta_phi_jets_met(jet_phi, met_phi) -> np.ndarray:
     min_dphi = min_j |phi_j - phi_MET| (wrapped), ``jet_phi`` jagged, ``met_phi`` flat.
     """
     smallest = min_delta_phi_to_met(jet_phi, met_phi)
-    return np.where(ak.to_numpy(ak.num(jet_phi, axis=1)) > 0, smallest, NO_JET_DPHI)
+    return np.where(np.diff(flat_field(jet_phi)[0]) > 0, smallest, NO_JET_DPHI)
 
 
 def leading_jet_delta_phi_met(jet_phi, met_phi) -> np.ndarray:
     """|dphi(leading jet, MET)|; :data:`NO_JET_DPHI` without jets."""
-    first_phi = ak.firsts(jet_phi, axis=1)
-    separation = abs(delta_phi(first_phi, per_event(met_phi)))
-    return ak.to_numpy(ak.fill_none(separation, NO_JET_DPHI)).astype(np.float64)
+    offsets, phi = flat_field(jet_phi)
+    present = np.diff(offsets) > 0
+    separation = np.full(len(present), NO_JET_DPHI, dtype=np.float64)
+    met_phi = np.asarray(met_phi, dtype=np.float64)
+    separation[present] = np.abs(delta_phi(phi[offsets[:-1][present]], met_phi[present]))
+    return separation
 
 
 def met_over_leading_jet_pt(met_pt, jet1_pt) -> np.ndarray:
@@ -58,8 +66,9 @@ def met_over_leading_jet_pt(met_pt, jet1_pt) -> np.ndarray:
 
 def count_b_jets(jets, pt_min: float) -> np.ndarray:
     """Number of jets with ``btag`` true and pT > ``pt_min``, as float64."""
-    tagged = ak.values_astype(jets["btag"], bool) & (jets["pt"] > pt_min)
-    return ak.to_numpy(ak.sum(tagged, axis=1)).astype(np.float64)
+    offsets, btag = flat_field(jets["btag"])
+    _, pt = flat_field(jets["pt"])
+    return counts_from_mask(offsets, btag.astype(bool) & (pt > pt_min)).astype(np.float64)
 
 
 def thesis_features(leptons, jets, met_pt, met_phi, btag_pt_min: float = 20.0) -> dict[str, np.ndarray]:
@@ -96,9 +105,9 @@ def thesis_from(pair: tuple[Lepton, Lepton], leptons, jets, met_pt, met_phi, bta
     features["mll"] = mass(dilepton)
     features["dr_ll"] = delta_r(lep1.eta, lep1.phi, lep2.eta, lep2.phi)
     features["met_over_jet1_pt"] = met_over_leading_jet_pt(met_pt, jet1_pt)
-    features["n_jet"] = ak.to_numpy(ak.num(jets, axis=1)).astype(np.float64)
+    features["n_jet"] = np.diff(flat_field(jets["pt"])[0]).astype(np.float64)
     features["n_bjet"] = count_b_jets(jets, btag_pt_min)
-    features["n_lepton"] = ak.to_numpy(ak.num(leptons, axis=1)).astype(np.float64)
+    features["n_lepton"] = np.diff(flat_field(leptons["pt"])[0]).astype(np.float64)
     features["jet1_pt"] = jet1_pt
     features["ptll"] = np.asarray(dilepton.pt, dtype=np.float64)
     return {name: features[name] for name in THESIS_FEATURES}

@@ -9,6 +9,7 @@ Every random choice takes a :class:`numpy.random.Generator`, so a search is repr
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from typing import Any, Mapping
@@ -17,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "apply_hyperparameters",
+    "grid_configurations",
     "sample_configuration",
     "sample_value",
     "trial_key",
@@ -45,6 +47,20 @@ def sample_value(dimension, rng: np.random.Generator) -> Any:
 def sample_configuration(space: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     """A random configuration: one value per hyperparameter of ``space`` (in its order)."""
     return {name: sample_value(dimension, rng) for name, dimension in space.items()}
+
+
+def grid_configurations(space: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the ``choice`` values and ``int`` ranges of ``space`` (the first
+    hyperparameter varies slowest); a ``float`` range has no grid (ValueError naming it)."""
+    axes = []
+    for name, dimension in space.items():
+        if dimension.type == "choice":
+            axes.append(list(dimension.values))
+        elif dimension.type == "int":
+            axes.append(list(range(int(dimension.low), int(dimension.high) + 1)))
+        else:
+            raise ValueError(f"search.space.{name}: a grid search needs a choice or an int range, not a float range")
+    return [dict(zip(space, values)) for values in itertools.product(*axes)]
 
 
 def trial_seed(search_seed: int, index: int) -> int:

@@ -186,7 +186,10 @@ def parallel_coordinates_html(records: Sequence[dict], objective: str = "objecti
     parts.append("</svg>")
     rows = []
     for r in sorted(records, key=lambda r: (r.get("status") != "ok", -r.get("score", -math.inf) if r.get("status") == "ok" else 0, r["index"])):
-        value = f"{r['objective']:.5g}" if r.get("status") == "ok" else html.escape("failed: " + str(r.get("error", "")).splitlines()[0][:100])
+        if r.get("status") == "ok":
+            value = f"{r['objective']:.5g}"
+        else:
+            value = html.escape(f"{r.get('status', 'failed')}: " + str(r.get("error", "")).splitlines()[0][:100])
         cells = "".join(f"<td>{html.escape(_label(r['params'].get(n)))}</td>" for n in names)
         rows.append(f"<tr><td>{r['index']}</td><td>{r['epochs']}</td><td>{value}</td>{cells}</tr>")
     header = "".join(f"<th>{html.escape(n)}</th>" for n in names)

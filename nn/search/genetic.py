@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nn.search_space import sample_value
+from nn.search.space import sample_value
 
 __all__ = ["crossover", "mutate", "next_generation", "select_parents"]
 

@@ -1,0 +1,98 @@
+"""Benchmark of the scoring stage (``python benchmarks/score.py``).
+
+Generates (once; cached afterwards) WW background and one signal point, selects them with a
+loose dilepton + MET selection (so that most events are scored), trains a parametrised
+``susy_3x128`` network for one epoch, then measures side by side, interleaved over
+``--repeats`` rounds, medians:
+
+- the scoring stage (``run_scoring`` on the iterative executor: reading, objects, selection,
+  features, the network at every grid point of the 9-point demo grid, and the score and
+  control histograms filled);
+- the bare jitted forward pass of the same network on the same selected events at the same
+  9 points (``TrainedModel.score_points`` on the feature matrix already in memory);
+
+and prints both in scored events per second (each event scored at every point) and their
+ratio. Target (issue 17): the stage >= 0.5x the bare forward pass. Nothing here asserts on
+timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.core.config import config_from_dict, default_config  # noqa: E402
+from analysis.core.fileset import load_fileset  # noqa: E402
+from analysis.stages.process import run_processing  # noqa: E402
+from analysis.stages.score import run_scoring  # noqa: E402
+from jobs.generate import generate_samples  # noqa: E402
+from nn.artifact import load_model  # noqa: E402
+from nn.data import read_feature_store  # noqa: E402
+from nn.train import train_from_store  # noqa: E402
+
+
+def benchmark_config(n_background: int, chunksize: int):
+    data = default_config().model_dump(mode="json")
+    grid = data["samples"]["signal_grid"]
+    data["samples"].update(signal_grid=[{"m_slepton": 200, "dm": 40}], backgrounds=["WW"],
+                           background_events=n_background, signal_events=chunksize, events_per_job=chunksize,
+                           pt_bias_power=4.0)
+    data["selection"]["cuts"] = {"two_leptons": "n_lepton == 2", "met": "met > 50"}
+    data["executor"]["chunksize"] = chunksize
+    data["training"].update(max_epochs=1)
+    return config_from_dict(data, source="benchmark"), [(p["m_slepton"], p["dm"]) for p in grid]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=400_000, help="WW events")
+    parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    config, points = benchmark_config(args.events, args.chunksize)
+    start = time.perf_counter()
+    fileset = load_fileset(generate_samples(config, show_progress=None))
+    print(f"samples: {args.events} WW + {args.chunksize} signal events ({time.perf_counter() - start:.0f} s to generate or find)")
+    with tempfile.TemporaryDirectory(prefix="bsmscan-bench-score-") as tmp:
+        store, model_dir = Path(tmp) / "store", Path(tmp) / "model"
+        processing = run_processing(config, store, executor="iterative", fileset=fileset)
+        train_from_store(store, model_dir, config, verbose=False)
+        model = load_model(model_dir)
+        table = read_feature_store(store)
+        columns = [table.feature_names.index(name) for name in model.feature_names]
+        matrix = np.ascontiguousarray(table.features[:, columns])
+        n_input, n_scored = sum(processing.n_input.values()), len(matrix)
+        model.score_points(matrix[:1024], points)  # compile before timing
+
+        stage, bare = [], []
+        for _ in range(args.repeats):
+            begin = time.perf_counter()
+            result = run_scoring(config, model_dir, fileset, points, executor="iterative")
+            stage.append(time.perf_counter() - begin)
+            assert sum(result.n_scored.values()) == n_scored
+            begin = time.perf_counter()
+            model.score_points(matrix, points)
+            bare.append(time.perf_counter() - begin)
+
+    stage_rate, bare_rate = n_scored / statistics.median(stage), n_scored / statistics.median(bare)
+    print(f"{n_input} input events, {n_scored} selected and scored at {len(points)} grid points, "
+          f"medians of {args.repeats} interleaved rounds:")
+    print(f"  scoring stage (iterative, histograms filled) {stage_rate:>12,.0f} scored events/s "
+          f"({n_input / statistics.median(stage):,.0f} input events/s)")
+    print(f"  bare jitted forward pass                     {bare_rate:>12,.0f} scored events/s")
+    print(f"  stage / bare forward pass: {stage_rate / bare_rate:.2f}   (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
