@@ -3,7 +3,7 @@
 Every metric takes per-event weights; with unit weights they reduce to the usual definitions
 (e.g. :func:`weighted_roc_auc` equals ``sklearn.metrics.roc_auc_score``).  Negative weights
 are allowed and simply enter the sums.  The ROC curve and AUC are the analysis' one
-implementation, :func:`analysis.core.statistics.weighted_roc_curve` / ``weighted_roc_auc``
+implementation, :func:`analysis.core.metrics.weighted_roc_curve` / ``weighted_roc_auc``
 (the same code the report uses on binned scores), re-exported here.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.core.statistics import weighted_roc_auc, weighted_roc_curve
+from analysis.core.metrics import weighted_roc_auc, weighted_roc_curve
 
 __all__ = ["binary_metrics", "weighted_accuracy", "weighted_precision", "weighted_roc_auc", "weighted_roc_curve"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.core.statistics import binned_ks_statistic
+from analysis.core.metrics import binned_ks_statistic
 from nn.metrics import weighted_roc_auc, weighted_roc_curve
 
 __all__ = ["write_table_plots"]

@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 
 from analysis.core.config import ScanConfig, default_config
+from analysis.core.metrics import (
+    binned_ks_statistic,
+    binned_roc,
+    weighted_roc_auc,
+    weighted_roc_curve,
+)
 from analysis.core.provenance import (
     PACKAGES,
     collect_provenance,
     git_state,
     package_versions,
-)
-from analysis.core.statistics import (
-    binned_ks_statistic,
-    binned_roc,
-    weighted_roc_auc,
-    weighted_roc_curve,
 )
 from analysis.results import plots
 from analysis.results.html import render_html, to_json_safe, write_report

@@ -649,8 +649,8 @@ def test_an_empty_signal_grid_is_named_before_any_work(tmp_path, monkeypatch, ca
     pipeline = Pipeline(config_from_dict(data), tmp_path / "out", executor="iterative")
     with pytest.raises(pytest.fail.Exception, match="work started"):  # the rest runs, the signal stages do not
         pipeline.run()
-    assert set(pipeline.skipped) == {"train", "score", "scan"}
-    assert "train, score, scan skipped" in caplog.text
+    assert set(pipeline.skipped) == {"train", "score", "scan", "fit"}
+    assert "train, score, scan, fit skipped" in caplog.text
 
 
 @pytest.mark.parametrize("command", [

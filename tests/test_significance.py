@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.core.metrics import binned_ks_statistic
 from analysis.core.statistics import (
     ScanResult,
     asimov_significance,
-    binned_ks_statistic,
     threshold_scan,
 )
 

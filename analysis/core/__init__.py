@@ -1,7 +1,8 @@
 """Layer 1 of bsmscan: what every other part needs and that needs nothing of the project.
 
 - :mod:`analysis.core.config`     the validated analysis config (one section per module);
-- :mod:`analysis.core.statistics` significance, ROC, KS, effective sample sizes;
+- :mod:`analysis.core.statistics` significance, threshold scans, effective sample sizes;
+- :mod:`analysis.core.metrics`    ROC curves and AUCs, the binned KS distance;
 - :mod:`analysis.core.store`      the feature-store format (one writer, one reader);
 - :mod:`analysis.core.layout`     where each stage writes under a results folder;
 - :mod:`analysis.core.names`      the one grid-point name;

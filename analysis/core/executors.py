@@ -30,6 +30,7 @@ import pyarrow
 import uproot
 from coffea import processor
 from coffea.nanoevents import BaseSchema, NanoAODSchema
+from coffea.processor.executor import FileMeta
 from distributed import Client, LocalCluster
 
 from analysis.core.condor import condor_cluster
@@ -210,12 +211,14 @@ def run_chunks(
             continue
         guarded = ChunkGuard(processor_instance, branches if fmt == "root" else None)
         make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)  # noqa: E731
-        # metadata_cache={}: coffea's default cache is global to the process and keeps each file's
+        # metadata_cache: coffea's default cache is global to the process and keeps each file's
         # *user* metadata too, so a second run in one session (another sum_genweight after skipped
-        # files, an edited cross section) would silently get the first run's values
+        # files, an edited cross section) would silently get the first run's values. A fresh one,
+        # filled with what the inspection read (events, UUID), so coffea does not open every file
+        # again (on Dask: one round of tasks less before the first chunk starts)
         runner = processor.Runner(
             executor=make(), pre_executor=make(), chunksize=chunksize, schema=SCHEMAS[schema], format=fmt,
-            metadata_cache={},
+            metadata_cache=_inspected_metadata(datasets, getattr(inspected, "entries", {})),
         )
         try:
             with _quiet_futures_errors(executor, show_progress):
@@ -231,6 +234,19 @@ def run_chunks(
                                         f"{type(read_error).__name__}: {' '.join(str(read_error).split())[:300]}") from None
             raise  # not an input problem: a bug, keep its traceback
     return output
+
+
+def _inspected_metadata(datasets: dict, entries: dict[str, tuple[int, bytes]]) -> dict:
+    """coffea's metadata cache (``FileMeta`` -> dataset metadata + ``numentries`` + ``uuid``) for the
+    files whose events and UUID the fileset inspection recorded."""
+    cache = {}
+    for dataset, entry in datasets.items():
+        for path, tree in entry["files"].items():
+            if path in entries:
+                n_events, file_uuid = entries[path]
+                metadata = {**entry.get("metadata", {}), "numentries": n_events, "uuid": file_uuid}
+                cache[FileMeta(dataset, path, tree, metadata)] = metadata
+    return cache
 
 
 @contextmanager

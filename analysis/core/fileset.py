@@ -7,8 +7,12 @@ a required branch (the object kinematics, the working points, MET flavour, trigg
 of the config, and the input branches that cuts, features and control histograms name, each
 with the setting that needs it), or an empty file raises :class:`BadInputFileError` naming the
 file (and the branch). A dataset mixing collision data and simulation (files without and with
-``genWeight``), or collision data not marked ``is_data``, is a :class:`FilesetError`. A truncated ROOT file (shorter than the end its header records, e.g. a copy that
-stopped half-way) is bad as well, before any chunk tries to read the missing baskets.
+``genWeight``), or collision data not marked ``is_data``, is a :class:`FilesetError`. A
+truncated ROOT file (shorter than the end its header records, e.g. a copy that stopped
+half-way) is bad as well, before any chunk tries to read the missing baskets.
+
+Over 400 lines because every check of an input file lives here, next to the one pass that
+opens each file; splitting them would open the files twice or scatter the bad-input rules.
 
 With ``skip_bad_files`` (or ``executor.on_bad_files: skip``) such files are left out instead
 and listed, with the number of events they hold where it can be read; the events and sum of
@@ -21,6 +25,7 @@ falling by the fraction skipped. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -118,6 +123,9 @@ class InspectedFileset:
     skipped: list[dict] = field(default_factory=list)
     n_input: dict[str, int] = field(default_factory=dict)
     losses: dict[str, DatasetLoss] = field(default_factory=dict)  # datasets with skipped files
+    #: path -> (events, file UUID as coffea's preprocessing records it): lets the Runner skip
+    #: opening every file a second time (analysis.core.executors.run_chunks)
+    entries: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
 
 def file_format(path: str) -> str:
@@ -182,12 +190,17 @@ def preload_branches(config: AnalysisConfig, datasets: dict, extra: dict[str, st
 
 
 def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
+    return _open_file(path, tree)[:2]
+
+
+def _open_file(path: str, tree: str) -> tuple[set[str], int, bytes]:
+    """Branches, events and the UUID (coffea's: the ROOT file's, an MD5 of the path for Parquet)."""
     if file_format(path) == "parquet":
         try:
             parquet = pq.ParquetFile(path)
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError ... for non-Parquet files
             raise BadInputFileError(path, f"not a readable Parquet file ({error})") from None
-        return set(parquet.schema_arrow.names), parquet.metadata.num_rows
+        return set(parquet.schema_arrow.names), parquet.metadata.num_rows, hashlib.md5(path.encode()).digest()
     try:
         with uproot.open(path) as file:
             if tree not in file:
@@ -196,7 +209,7 @@ def _branches_and_entries(path: str, tree: str) -> tuple[set[str], int]:
             events = file[tree]
             branches, n_events = set(events.keys()), int(events.num_entries)
             check_complete(path, file, n_events)
-            return branches, n_events
+            return branches, n_events, file.file.fUUID
     except BadInputFileError:
         raise
     except FileNotFoundError:
@@ -342,7 +355,9 @@ def inspect_fileset(fileset: dict, config: AnalysisConfig, skip_bad_files: bool 
         opened: dict[str, tuple[set[str], int] | BadInputFileError] = {}
         for path, tree in entry["files"].items():  # each file is opened once
             try:
-                opened[path] = _branches_and_entries(path, tree)
+                branches, n_events, file_uuid = _open_file(path, tree)
+                opened[path] = branches, n_events
+                result.entries[path] = n_events, file_uuid
             except BadInputFileError as error:
                 opened[path] = error
         seen = {path: "genWeight" in got[0] for path, got in opened.items() if not isinstance(got, BadInputFileError)}

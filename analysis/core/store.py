@@ -68,7 +68,10 @@ def write_part(store: str | Path, name: str, features: dict[str, np.ndarray], pa
         raise ValueError(f"feature-store part name {name!r} is not a plain file name")
     path = directory / name
     tmp = directory / f".{name}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, compression="zstd")
+    # dictionary encoding for the string columns only: the float features rarely repeat, and
+    # trying it on every column costs a third of the write (measured on 3k-row parts)
+    strings = [key for key, column in columns.items() if pa.types.is_string(column.type)]
+    pq.write_table(table, tmp, compression="zstd", use_dictionary=strings)
     os.replace(tmp, path)
     return path
 

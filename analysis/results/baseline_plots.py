@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.core.statistics import binned_roc, threshold_scan
+from analysis.core.metrics import binned_roc
+from analysis.core.statistics import threshold_scan
 from analysis.results.plots.common import (
     BACKGROUND_COLOUR,
     SIGNAL_COLOUR,

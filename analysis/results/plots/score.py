@@ -16,7 +16,7 @@ import hist
 import mplhep
 import numpy as np
 
-from analysis.core.statistics import binned_ks_statistic, binned_roc
+from analysis.core.metrics import binned_ks_statistic, binned_roc
 
 from .common import (
     BACKGROUND_COLOUR,
