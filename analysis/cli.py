@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "process": ("analysis.process", "selection, features and cutflow into a feature store"),
     "train": ("nn.train", "train the classifier on a feature store"),
     "search": ("nn.search", "hyperparameter search on the Dask cluster"),
+    "regularisation": ("nn.search.regularisation", "sweep the L1/L2 constant of a fixed network (discriminants, AUC)"),
+    "score": ("nn.score", "score a CSV/Parquet table with a trained model"),
     "export": ("nn.export", "write a trained network as ONNX (standardisation folded in)"),
     "submit": ("jobs.submit", "write (and submit or run locally) the HTCondor DAG"),
     "batch": ("jobs.batch", "run one node of the HTCondor DAG"),

@@ -26,10 +26,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from distributed import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.core.config import default_config, full_signal_grid
+from analysis.core.executors import local_cluster
 from analysis.core.names import point_name
 from analysis.stages.fit import run_fit
 from processors.scoring import score_histogram
@@ -63,9 +65,7 @@ def synthetic_histogram(points: list[tuple[float, float]], seed: int = 1):
 
 
 def _client(workers: int):
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = local_cluster(workers)  # single-threaded worker processes, 127.0.0.1, no dashboard
     client = Client(cluster)
     client.run(lambda: __import__("pyhf") and None)  # import pyhf on every worker before timing
     return cluster, client

@@ -40,11 +40,11 @@ from nn.data import read_feature_store  # noqa: E402
 from nn.train import train_from_store  # noqa: E402
 
 
-def benchmark_config(n_background: int, chunksize: int):
+def benchmark_config(n_background: int, chunksize: int, n_signal: int | None = None, with_background: bool = True):
     data = default_config().model_dump(mode="json")
     grid = data["samples"]["signal_grid"]
-    data["samples"].update(signal_grid=[{"m_slepton": 200, "dm": 40}], backgrounds=["WW"],
-                           background_events=n_background, signal_events=chunksize, events_per_job=chunksize,
+    data["samples"].update(signal_grid=[{"m_slepton": 200, "dm": 40}], backgrounds=["WW"] if with_background else [],
+                           background_events=n_background, signal_events=n_signal or chunksize, events_per_job=chunksize,
                            pt_bias_power=4.0)
     data["selection"]["cuts"] = {"two_leptons": "n_lepton == 2", "met": "met > 50"}
     data["executor"]["chunksize"] = chunksize
@@ -57,13 +57,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400_000, help="WW events")
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--background-fileset", type=Path,
+                        help="a fileset JSON of WW samples already made (e.g. benchmarks/process.py's); only the signal "
+                             "is generated then")
+    parser.add_argument("--signal-events", type=int, help="signal events (default: --chunksize)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    config, points = benchmark_config(args.events, args.chunksize)
+    config, points = benchmark_config(args.events, args.chunksize, args.signal_events or args.chunksize,
+                                      with_background=args.background_fileset is None)
     start = time.perf_counter()
     fileset = load_fileset(generate_samples(config, show_progress=None))
-    print(f"samples: {args.events} WW + {args.chunksize} signal events ({time.perf_counter() - start:.0f} s to generate or find)")
+    if args.background_fileset is not None:
+        fileset.update(load_fileset(args.background_fileset))
+    n_background = sum(e["metadata"]["nevents"] for e in fileset.values() if not e["metadata"].get("is_signal"))
+    n_signal = sum(e["metadata"]["nevents"] for e in fileset.values() if e["metadata"].get("is_signal"))
+    print(f"samples: {n_background} WW + {n_signal} signal events ({time.perf_counter() - start:.0f} s to generate or find)")
     with tempfile.TemporaryDirectory(prefix="bsmscan-bench-score-") as tmp:
         store, model_dir = Path(tmp) / "store", Path(tmp) / "model"
         processing = run_processing(config, store, executor="iterative", fileset=fileset)

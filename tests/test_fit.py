@@ -15,6 +15,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import norm
 
 from analysis.core.config import ConfigError, config_from_dict, default_config
+from analysis.core.executors import local_cluster
 from analysis.core.names import point_name
 from analysis.core.statistics import asimov_significance
 from analysis.pipeline import SIGNAL_STAGES, STAGES, parse_stages
@@ -306,11 +307,11 @@ def test_fit_plots_are_drawn(fitted, tmp_path):
 
 @pytest.mark.slow
 def test_dask_fits_equal_inline_fits(fitted, tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     config, histogram, _, summary = fitted
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with local_cluster(2) as cluster, Client(cluster) as client:  # LocalCluster, 2 processes, 127.0.0.1
+        assert len(client.scheduler_info()["workers"]) == 2
         on_cluster = run_fit(config, histogram, POINTS, tmp_path, client=client,
                              signal_xsec_uncertainties={point_name(*POINTS[0]): 0.08})
     assert on_cluster.to_json() == summary.to_json()
