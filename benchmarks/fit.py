@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -77,6 +78,11 @@ def _timed(config, histogram, points, outdir, client=None):
     return time.perf_counter() - start, summary
 
 
+def _worker_cpu(client) -> float:
+    """CPU seconds the workers' processes have used so far (summed)."""
+    return sum(client.run(time.process_time).values())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=66, help="grid points of the throughput runs (<= 66)")
@@ -99,10 +105,13 @@ def main(argv: list[str] | None = None) -> None:
         for workers in (1, 2):
             cluster, client = _client(workers)
             try:
+                cpu = _worker_cpu(client)
                 seconds, summary = _timed(config, grid_histogram, grid, tmp / f"grid{workers}", client)
+                cpu = _worker_cpu(client) - cpu
                 rates[workers] = len(grid) / seconds
                 print(f"{len(grid)}-point grid on {workers} worker(s): {seconds:.1f} s, "
-                      f"{rates[workers]:.2f} fits/s ({len(summary.failures)} failed)")
+                      f"{rates[workers]:.2f} fits/s ({len(summary.failures)} failed); worker CPU "
+                      f"{cpu / len(grid):.2f} s per fit (machine load average {os.getloadavg()[0]:.1f})")
                 if workers == 2:
                     stage_cluster, _ = _timed(config, default_histogram, default_points, tmp / "stage2", client)
             finally:

@@ -24,7 +24,7 @@ import uproot
 
 from .detector import DEFAULT_DETECTOR, DetectorParameters, reconstruct_events
 from .hooks import install_hooks, installed_hooks
-from .samples import GenerationJob
+from .samples import WRITE_BATCH_EVENTS, GenerationJob
 
 MB_TO_PB = 1.0e9
 MAX_FAILED_EVENTS = 1000
@@ -82,9 +82,10 @@ def generate_particles(pythia, n_events: int, extra: dict | None = None, tau_fra
     of a recording filter) as numpy arrays. ``tau_fraction``: the tau decays are forced to
     leptons; each event's weight is multiplied by ``tau_fraction ** n`` (n hard-process taus),
     and ``tau_sums`` receives the sums that give this "filter's" efficiency
-    (:func:`jobs.hooks.filter_efficiency`).
+    (:func:`jobs.hooks.filter_efficiency`), continued from the values it holds (the batches of
+    one job add up event by event, as one call over the whole job would).
     """
-    sums = {"sumw": 0.0, "sumwf": 0.0, "sumw2": 0.0, "sumw2f": 0.0, "sumw2f2": 0.0}
+    sums = {key: (tau_sums or {}).get(key, 0.0) for key in ("sumw", "sumwf", "sumw2", "sumw2f", "sumw2f2")}
     hooks = [hook for hook in installed_hooks(pythia).values() if hasattr(hook, "event_values")]
     per_event = {}
     columns = {"pid": [], "px": [], "py": [], "pz": [], "e": []}
@@ -147,10 +148,9 @@ def _atomic_write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.ndarray, extra: dict | None = None) -> None:
-    """Write a chunk as TTree ``Events`` (uproot ``mktree`` + ``extend``), atomically; ``extra``:
-    more flat per-event branches (the generator-level diagnostics of a reference sample)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def event_branches(reco: dict, weights: np.ndarray, event_numbers: np.ndarray, extra: dict | None = None) -> dict:
+    """The branches of :data:`BRANCHES` (plus ``extra``: more flat per-event branches, the
+    generator-level diagnostics of a reference sample) of reconstructed events, as written."""
     branches = {
         "Electron": reco["Electron"],
         "Muon": reco["Muon"],
@@ -168,11 +168,44 @@ def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.
             {**{f: ak.values_astype(record[f], np.float32) for f in ("pt", "eta", "phi", "mass")},
              "charge": ak.values_astype(record["charge"], np.int32)}
         )
-    with uproot.recreate(tmp) as out:
-        tree = out.mktree("Events", {name: array.type if isinstance(array, ak.Array) else array.dtype
-                                     for name, array in branches.items()})
-        tree.extend(branches)
-    os.replace(tmp, path)
+    return branches
+
+
+class EventWriter:
+    """TTree ``Events`` written batch by batch (uproot ``mktree``, then one ``extend`` per batch)
+    into a temporary file that becomes ``path`` when the writer closes without an error."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._file = None
+        self._tree = None
+
+    def __enter__(self) -> EventWriter:
+        self._file = uproot.recreate(self.tmp)
+        return self
+
+    def write(self, reco: dict, weights: np.ndarray, event_numbers: np.ndarray, extra: dict | None = None) -> None:
+        """Append a batch of reconstructed events (:func:`event_branches`)."""
+        branches = event_branches(reco, weights, event_numbers, extra)
+        if self._tree is None:
+            self._tree = self._file.mktree("Events", {name: array.type if isinstance(array, ak.Array) else array.dtype
+                                                      for name, array in branches.items()})
+        self._tree.extend(branches)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._file.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_events(path: Path, reco: dict, weights: np.ndarray, event_numbers: np.ndarray, extra: dict | None = None) -> None:
+    """Write a chunk as TTree ``Events`` (uproot ``mktree`` + ``extend``), atomically; ``extra``:
+    more flat per-event branches (the generator-level diagnostics of a reference sample)."""
+    with EventWriter(path) as writer:
+        writer.write(reco, weights, event_numbers, extra)
 
 
 def job_is_done(outdir: str | Path, stem: str) -> bool:
@@ -194,25 +227,36 @@ def run_generation_job(job: GenerationJob, outdir: str | Path, detector: Detecto
         return json.loads(json_path.read_text())
 
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bsmscan-pythia-") as workdir:
+    rng = np.random.default_rng([job.seed, 1])
+    tau_sums, stored, generated, factors = {}, [], [], []
+    with tempfile.TemporaryDirectory(prefix="bsmscan-pythia-") as workdir, EventWriter(root_path) as writer:
         pythia = make_pythia(job, Path(workdir))
-        extra, tau_sums = {}, {}
         tau_fraction = leptonic_tau_fraction(pythia) if job.sample.leptonic_taus else None
-        particles, b_quarks, weights = generate_particles(pythia, job.n_events, extra, tau_fraction, tau_sums)
+        # batches of WRITE_BATCH_EVENTS: generated, reconstructed and written before the next
+        # starts, so memory does not grow with events_per_job (the per-event weights alone are kept)
+        for first in range(0, max(job.n_events, 1), WRITE_BATCH_EVENTS):  # (an empty job writes an empty tree)
+            n_batch = min(WRITE_BATCH_EVENTS, job.n_events - first)
+            extra = {}
+            particles, b_quarks, weights = generate_particles(pythia, n_batch, extra, tau_fraction, tau_sums)
+            reco = reconstruct_events(particles, b_quarks, rng, detector, btag_veto_weights=job.sample.btag_veto_weights)
+            del particles, b_quarks
+            generated.append(weights)
+            if job.sample.btag_veto_weights:
+                factors.append(reco["btag_veto_weight"])
+                weights = weights * reco["btag_veto_weight"]
+            weights = weights.astype(np.float32)  # as stored, so that sums match the file exactly
+            stored.append(weights)
+            writer.write(reco, weights, job.first_event + first + np.arange(n_batch, dtype=np.uint64), extra)
+            del reco
         info = pythia.infoPython()
         sigma_pb, sigma_err_pb = info.sigmaGen() * MB_TO_PB, info.sigmaErr() * MB_TO_PB
         hook_counts = {name: hook.counts() for name, hook in installed_hooks(pythia).items()}
-    rng = np.random.default_rng([job.seed, 1])
-    reco = reconstruct_events(particles, b_quarks, rng, detector, btag_veto_weights=job.sample.btag_veto_weights)
     if job.sample.btag_veto_weights:
-        factor = reco["btag_veto_weight"]
+        weights, factor = np.concatenate(generated), np.concatenate(factors)
         btag_sums = {"sumw": float(np.sum(weights)), "sumwf": float(np.sum(weights * factor)),
                      "sumw2": float(np.sum(weights**2)), "sumw2f": float(np.sum(weights**2 * factor)),
                      "sumw2f2": float(np.sum((weights * factor) ** 2))}
-        weights = weights * factor
-    weights = weights.astype(np.float32)  # as stored, so that sums match the file exactly
-    event_numbers = job.first_event + np.arange(job.n_events, dtype=np.uint64)
-    write_events(root_path, reco, weights, event_numbers, extra)
+    weights = np.concatenate(stored) if stored else np.zeros(0, dtype=np.float32)
 
     payload = {
         "sample": job.sample.name,

@@ -94,6 +94,11 @@ SIGNAL_HOOKS: tuple[str, ...] = ("same_flavour_qqbar",)
 
 #: Bump when the content or layout of the generated files changes (invalidates the cache).
 OUTPUT_FORMAT_VERSION = 1
+#: Events a generation job generates, reconstructs and writes at a time (``jobs.pythia_job``):
+#: memory stays flat whatever ``events_per_job``. The detector's random numbers are drawn
+#: batch by batch, so a job of more events than this enters it into its hash (smaller jobs,
+#: the default 5000 included, are one batch and keep their files and hashes).
+WRITE_BATCH_EVENTS = 5000
 
 #: Pythia's largest allowed ``Random:seed``.
 MAX_PYTHIA_SEED = 900_000_000
@@ -152,6 +157,8 @@ class GenerationJob:
             spec.append(list(self.sample.hooks))
         if self.sample.btag_veto_weights:
             spec.append("btag_veto_weights")
+        if self.n_events > WRITE_BATCH_EVENTS:  # written in batches (see WRITE_BATCH_EVENTS)
+            spec.append(["write_batch_events", WRITE_BATCH_EVENTS])
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:10]
 
     @property

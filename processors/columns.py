@@ -37,7 +37,7 @@ from .inputs import event_branch
 from .kernels import counts_from_mask, event_sums
 
 __all__ = ["CHEAP_COLUMNS", "DERIVED_COLUMNS", "EXTRA_COLUMNS", "AnalysisColumns", "ChunkColumns",
-           "ColumnConfigError", "cheap_columns"]
+           "ColumnConfigError", "cheap_column", "cheap_columns"]
 
 #: Columns available besides the features (object counts, HT).
 EXTRA_COLUMNS = ("n_electron", "n_muon", "n_jet30", "ht")
@@ -53,39 +53,38 @@ class ColumnConfigError(UserError, ValueError):
     """A cut, feature or control histogram that cannot be built; the message names the setting."""
 
 
+def cheap_column(objects, name: str) -> np.ndarray:
+    """One of :data:`CHEAP_COLUMNS` for every event of a chunk (float64), from the flat contents
+    and offsets of the collections (:func:`flat_field`); HT adds the jets' pT in order in their
+    dtype, as ``ak.sum`` does."""
+    if name == "met":
+        return np.asarray(objects.met_pt, dtype=np.float64)
+    if name in ("n_jet", "n_jet30", "ht"):
+        offsets, pt = flat_field(objects.jets, "pt")
+        values = {"n_jet": lambda: np.diff(offsets), "n_jet30": lambda: counts_from_mask(offsets, pt > 30.0),
+                  "ht": lambda: event_sums(offsets, pt)}[name]()
+    else:
+        offsets, flavour = flat_field(objects.leptons, "flavour")
+        values = {"n_lepton": lambda: np.diff(offsets), "n_electron": lambda: counts_from_mask(offsets, flavour == 11),
+                  "n_muon": lambda: counts_from_mask(offsets, flavour == 13)}[name]()
+    return np.asarray(values).astype(np.float64)
+
+
 def cheap_columns(objects) -> dict[str, np.ndarray]:
-    """Columns computed for every event of a chunk: object counts, MET, HT (no pairings).
-
-    From the flat contents and offsets of the collections (:func:`flat_field`); HT adds the
-    jets' pT in order in their dtype, as ``ak.sum`` does.
-    """
-    lepton_offsets, flavour = flat_field(objects.leptons.flavour)
-    jet_offsets, jet_pt = flat_field(objects.jets.pt)
-
-    def count(values) -> np.ndarray:
-        return np.asarray(values).astype(np.float64)
-
-    return {
-        "n_lepton": count(np.diff(lepton_offsets)),
-        "n_electron": count(counts_from_mask(lepton_offsets, flavour == 11)),
-        "n_muon": count(counts_from_mask(lepton_offsets, flavour == 13)),
-        "n_jet": count(np.diff(jet_offsets)),
-        "n_jet30": count(counts_from_mask(jet_offsets, jet_pt > 30.0)),
-        "met": np.asarray(objects.met_pt, dtype=np.float64),
-        "ht": count(event_sums(jet_offsets, jet_pt)),
-    }
+    """Columns computed for every event of a chunk: object counts, MET, HT (no pairings)."""
+    return {name: cheap_column(objects, name) for name in CHEAP_COLUMNS}
 
 
 def take_events(collection: ak.Array, rows: np.ndarray) -> ak.Array:
     """``collection[rows]`` (a jagged record array, ``rows`` sorted event indices) as a packed
     list array, so that the features read it from flat contents (:func:`flat_field`)."""
     fields = ak.fields(collection)
-    offsets, _ = flat_field(collection[fields[0]])
+    offsets, _ = flat_field(collection, fields[0])
     counts = np.diff(offsets)[rows]
     taken = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(counts, out=taken[1:])
     index = np.repeat(offsets[:-1][rows] - taken[:-1], counts) + np.arange(taken[-1])
-    contents = [ak.contents.NumpyArray(flat_field(collection[field])[1][index]) for field in fields]
+    contents = [ak.contents.NumpyArray(flat_field(collection, field)[1][index]) for field in fields]
     record = ak.contents.RecordArray(contents, fields, length=int(taken[-1]))
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(taken), record))
 
@@ -189,8 +188,7 @@ class ChunkColumns:
 
     def __init__(self, events, objects, columns: AnalysisColumns, btag_pt_min: float):
         self.events, self.objects, self.columns, self.btag_pt_min = events, objects, columns, btag_pt_min
-        self._cache: dict[str, tuple[np.ndarray | None, np.ndarray]] = {
-            name: (None, values) for name, values in cheap_columns(objects).items()}
+        self._cache: dict[str, tuple[np.ndarray | None, np.ndarray]] = {}  # name -> (rows or None: all, values)
 
     def __contains__(self, name: str) -> bool:
         return name in DERIVED_COLUMNS or name in self.columns.expressions or name in self.columns.branches
@@ -216,15 +214,16 @@ class ChunkColumns:
         return RowView(self, rows)
 
     def _compute(self, name: str, rows: np.ndarray) -> None:
-        if name in _THESIS_GROUP or name in _BALDI_GROUP:
+        if name in CHEAP_COLUMNS:
+            self._cache[name] = (None, cheap_column(self.objects, name))
+        elif name in _THESIS_GROUP or name in _BALDI_GROUP:
             group = "thesis" if name in _THESIS_GROUP else "baldi"
             o = self.objects
             subset = (take_events(o.leptons, rows), take_events(o.jets, rows), o.met_pt[rows], o.met_phi[rows])
             values = compute_features(*subset, group, self.btag_pt_min)
-            if group == "thesis":
-                values.update({extra: self.get(extra, rows) for extra in EXTRA_COLUMNS})
             for key, column in values.items():
-                self._cache.setdefault(key, (rows, column))
+                if key not in CHEAP_COLUMNS:  # those are cached for every event, when first asked for
+                    self._cache.setdefault(key, (rows, column))
         elif name in self.columns.expressions:
             values = self.columns.expressions[name].values(self.view(rows))
             self._cache[name] = (rows, np.broadcast_to(values, rows.shape).copy() if values.ndim == 0 else values)

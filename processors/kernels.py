@@ -7,9 +7,10 @@ kernel, is an order of magnitude cheaper (see README, "Selection and features",
 Performance). Every kernel loops over events and their (few) objects; the results equal the
 awkward expressions they replace element for element:
 
-- :func:`descending_order`: ``ak.argsort(pt, axis=1, ascending=False)`` (stable: equal values
-  keep their order), as flat indices;
-- :func:`merge_descending`: ``ak.concatenate([a, b], axis=1)`` then the above;
+- :func:`select_descending`: ``x[mask]`` then ``ak.argsort(pt, axis=1, ascending=False)``
+  (stable: equal values keep their order), as flat indices into ``x`` (:func:`descending_order`
+  without a mask);
+- :func:`merge_descending`: ``ak.concatenate([a[mask_a], b[mask_b]], axis=1)`` then the above;
 - :func:`far_from_all`: ``ak.all(delta_r(jets, leptons) > min_dr, axis=2)`` over the nested
   jet x lepton pairs, with dphi wrapped as ``(dphi + pi) % 2 pi - pi`` and every operation in
   the inputs' floating dtype (float32 for NanoAOD), as numpy computes it;
@@ -25,7 +26,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["counts_from_mask", "descending_order", "event_minima", "event_sums", "far_from_all", "merge_descending"]
+__all__ = ["counts_from_mask", "descending_order", "event_minima", "event_sums", "far_from_all", "merge_descending",
+           "select_descending"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -42,21 +44,40 @@ def _sort_descending(order, keys, start, stop):
 
 
 @numba.njit(cache=True, nogil=True)
-def _descending_order(offsets, keys):
-    order = np.arange(len(keys))
-    for event in range(len(offsets) - 1):
-        _sort_descending(order, keys, offsets[event], offsets[event + 1])
-    return order
+def _select_descending(offsets, mask, keys):
+    n_events = len(offsets) - 1
+    out_offsets = np.empty(n_events + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    order = np.empty(len(keys), dtype=np.int64)
+    out = 0
+    for event in range(n_events):
+        start = out
+        for i in range(offsets[event], offsets[event + 1]):
+            if mask[i]:
+                order[out] = i
+                out += 1
+        out_offsets[event + 1] = out
+        _sort_descending(order, keys, start, out)
+    return out_offsets, order[:out]
+
+
+def select_descending(offsets: np.ndarray, mask: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The objects where ``mask`` is true, each event's ordered by ``keys``, largest first (stable).
+
+    ``offsets``: n_events + 1 entries from 0. Returns the new offsets and, for every kept
+    object, its flat index into the inputs.
+    """
+    return _select_descending(np.asarray(offsets, dtype=np.int64), np.asarray(mask, dtype=np.bool_), np.asarray(keys))
 
 
 def descending_order(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Flat indices that order the objects of each event (``offsets``, n_events + 1 entries
-    starting at 0) by ``keys``, largest first; equal keys keep their order."""
-    return _descending_order(np.asarray(offsets, dtype=np.int64), np.asarray(keys))
+    """Flat indices that order the objects of each event by ``keys``, largest first; equal keys
+    keep their order."""
+    return select_descending(offsets, np.ones(len(keys), dtype=np.bool_), keys)[1]
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge_descending(offsets_a, offsets_b, keys):
+def _merge_descending(offsets_a, mask_a, offsets_b, mask_b, keys):
     n_events = len(offsets_a) - 1
     n_a = offsets_a[n_events]
     offsets = np.empty(n_events + 1, dtype=np.int64)
@@ -66,53 +87,77 @@ def _merge_descending(offsets_a, offsets_b, keys):
     for event in range(n_events):
         start = out
         for i in range(offsets_a[event], offsets_a[event + 1]):
-            order[out] = i
-            out += 1
+            if mask_a[i]:
+                order[out] = i
+                out += 1
         for i in range(offsets_b[event], offsets_b[event + 1]):
-            order[out] = n_a + i
-            out += 1
+            if mask_b[i]:
+                order[out] = n_a + i
+                out += 1
         offsets[event + 1] = out
         _sort_descending(order, keys, start, out)
-    return offsets, order
+    return offsets, order[:out]
 
 
-def merge_descending(offsets_a: np.ndarray, keys_a: np.ndarray, offsets_b: np.ndarray,
-                     keys_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two collections event by event (``a``'s objects first), each event's objects then
-    ordered by key, largest first (stable).
+def merge_descending(offsets_a: np.ndarray, mask_a: np.ndarray, keys_a: np.ndarray, offsets_b: np.ndarray,
+                     mask_b: np.ndarray, keys_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The objects of two collections where their masks are true, merged event by event (``a``'s
+    first), each event's then ordered by key, largest first (stable).
 
     Returns the merged offsets and, for every merged object, its index into
     ``concatenate([contents of a, contents of b])``.
     """
     keys = np.concatenate([np.asarray(keys_a), np.asarray(keys_b)])
-    return _merge_descending(np.asarray(offsets_a, dtype=np.int64), np.asarray(offsets_b, dtype=np.int64), keys)
+    return _merge_descending(np.asarray(offsets_a, dtype=np.int64), np.asarray(mask_a, dtype=np.bool_),
+                             np.asarray(offsets_b, dtype=np.int64), np.asarray(mask_b, dtype=np.bool_), keys)
 
 
 @numba.njit(cache=True, nogil=True)
-def _far_from_all(jet_offsets, jet_eta, jet_phi, lepton_offsets, lepton_eta, lepton_phi, constants):
+def _wrapped(difference, pi, two_pi):
+    """(difference + pi) % two_pi - pi, as numpy's floating remainder gives it (a fast path for
+    |difference + pi| < 2 two_pi, where fmod is a subtraction or the value itself)."""
+    shifted = difference + pi
+    if shifted >= 0 and shifted < two_pi:
+        remainder = shifted
+    elif shifted >= two_pi and shifted < 2 * two_pi:
+        remainder = shifted - two_pi
+    elif shifted < 0 and shifted > -two_pi:
+        remainder = shifted + two_pi
+    else:
+        remainder = shifted % two_pi
+    return remainder - pi
+
+
+@numba.njit(cache=True, nogil=True)
+def _far_from_all(jet_offsets, jet_mask, jet_eta, jet_phi, lepton_offsets, lepton_eta, lepton_phi, constants):
     pi, two_pi, min_dr = constants[0], constants[1], constants[2]
-    keep = np.ones(len(jet_eta), dtype=np.bool_)
+    keep = jet_mask.copy()
     for event in range(len(jet_offsets) - 1):
         first, last = lepton_offsets[event], lepton_offsets[event + 1]
         for jet in range(jet_offsets[event], jet_offsets[event + 1]):
+            if not keep[jet]:
+                continue
             for lepton in range(first, last):
                 deta = jet_eta[jet] - lepton_eta[lepton]
-                dphi = (jet_phi[jet] - lepton_phi[lepton] + pi) % two_pi - pi
+                dphi = _wrapped(jet_phi[jet] - lepton_phi[lepton], pi, two_pi)
                 if not np.sqrt(deta * deta + dphi * dphi) > min_dr:
                     keep[jet] = False
                     break
     return keep
 
 
-def far_from_all(jet_offsets, jet_eta, jet_phi, lepton_offsets, lepton_eta, lepton_phi, min_dr: float) -> np.ndarray:
-    """Flat mask of the jets farther than ``min_dr`` (dR > min_dr) from every lepton of their event.
+def far_from_all(jet_offsets, jet_eta, jet_phi, lepton_offsets, lepton_eta, lepton_phi, min_dr: float,
+                 jet_mask: np.ndarray | None = None) -> np.ndarray:
+    """Flat mask of the jets (of those where ``jet_mask`` is true) farther than ``min_dr``
+    (dR > min_dr) from every lepton of their event.
 
     Computed in the common floating dtype of the four coordinate arrays (the comparison too,
     ``min_dr`` cast to it), so the decisions equal numpy's on the same arrays.
     """
     dtype = np.result_type(jet_eta.dtype, jet_phi.dtype, lepton_eta.dtype, lepton_phi.dtype, np.float32)
     constants = np.array([np.pi, 2.0 * np.pi, min_dr], dtype=dtype)
-    return _far_from_all(np.asarray(jet_offsets, dtype=np.int64), np.asarray(jet_eta, dtype=dtype),
+    mask = np.ones(len(jet_eta), dtype=np.bool_) if jet_mask is None else np.asarray(jet_mask, dtype=np.bool_)
+    return _far_from_all(np.asarray(jet_offsets, dtype=np.int64), mask, np.asarray(jet_eta, dtype=dtype),
                          np.asarray(jet_phi, dtype=dtype), np.asarray(lepton_offsets, dtype=np.int64),
                          np.asarray(lepton_eta, dtype=dtype), np.asarray(lepton_phi, dtype=dtype), constants)
 

@@ -24,7 +24,7 @@ from analysis.core.errors import UserError
 from .features import LEPTON_FIELDS
 from .features.kinematics import flat_field
 from .identification import apply_requirements, requirements
-from .kernels import counts_from_mask, descending_order, far_from_all, merge_descending
+from .kernels import counts_from_mask, far_from_all, merge_descending, select_descending
 
 #: The lepton fields read from the input (``LEPTON_FIELDS`` less ``flavour``, set per collection).
 LEPTON_BRANCH_FIELDS = tuple(field for field in LEPTON_FIELDS if field != "flavour")
@@ -154,22 +154,27 @@ class FlatCollection:
         return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(self.offsets), record))
 
 
-def _leptons(flat: FlatBranches, flavour: int, name: str, objects: ObjectSelection, cutflow: dict) -> FlatCollection:
+def _lepton_candidates(flat: FlatBranches, name: str, objects: ObjectSelection, cutflow: dict):
+    """All leptons of collection ``name`` and the flat mask of those passing its requirements."""
     leptons = FlatCollection.from_events(flat, name, LEPTON_BRANCH_FIELDS)
     mask, cutflow[name] = apply_requirements(requirements(flat, objects, name), leptons.counts)
-    leptons = leptons.select(np.asarray(mask, dtype=bool))
-    return leptons.with_field("flavour", np.full(len(leptons.fields["pt"]), flavour, dtype=np.int32))
+    return leptons, np.asarray(mask, dtype=bool)
 
 
-def _merge_leptons(collections: list[FlatCollection]) -> FlatCollection:
-    """Electrons and muons in one collection per event, pT-ordered (largest first, stable)."""
-    if len(collections) == 1:
-        only = collections[0]
-        return only.take(only.offsets, descending_order(only.offsets, only.fields["pt"]))
-    first, second = collections
-    offsets, index = merge_descending(first.offsets, first.fields["pt"], second.offsets, second.fields["pt"])
-    both = FlatCollection(offsets, {name: np.concatenate([first.fields[name], second.fields[name]]) for name in first.fields})
-    return both.take(offsets, index)
+def _merge_leptons(candidates: list[tuple[FlatCollection, np.ndarray, int]]) -> FlatCollection:
+    """The selected electrons and muons in one collection per event, pT-ordered (largest first,
+    stable: electrons before muons of equal pT), each gathered once from the input branches."""
+    flavoured = [leptons.with_field("flavour", np.full(len(leptons.fields["pt"]), flavour, dtype=np.int32))
+                 for leptons, _, flavour in candidates]
+    if len(candidates) == 1:
+        (only, mask, _), = candidates
+        offsets, index = select_descending(only.offsets, mask, only.fields["pt"])
+        return flavoured[0].take(offsets, index)
+    (first, first_mask, _), (second, second_mask, _) = candidates
+    offsets, index = merge_descending(first.offsets, first_mask, first.fields["pt"], second.offsets, second_mask,
+                                      second.fields["pt"])
+    return FlatCollection(offsets, {name: np.concatenate([flavoured[0].fields[name], flavoured[1].fields[name]])[index]
+                                    for name in flavoured[0].fields})
 
 
 def select_objects(events, objects: ObjectSelection) -> Objects:
@@ -181,13 +186,13 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
     """
     n_events = len(events)
     flat = FlatBranches(events)
-    collections, cutflow = [], {}
+    candidates, cutflow = [], {}
     if objects.use_electrons:
-        collections.append(_leptons(flat, 11, "Electron", objects, cutflow))
+        candidates.append((*_lepton_candidates(flat, "Electron", objects, cutflow), 11))
     if objects.use_muons:
-        collections.append(_leptons(flat, 13, "Muon", objects, cutflow))
-    if collections:
-        leptons = _merge_leptons(collections)
+        candidates.append((*_lepton_candidates(flat, "Muon", objects, cutflow), 13))
+    if candidates:
+        leptons = _merge_leptons(candidates)
     else:
         leptons = FlatCollection.empty(n_events, {**dict.fromkeys(LEPTON_FIELDS, np.float64), "flavour": np.int32})
 
@@ -195,10 +200,10 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
         jets = FlatCollection.from_events(flat, "Jet", JET_FIELDS)
         jets = jets.with_field("btag", flat[f"Jet_{objects.btag_branch}"] > objects.btag_threshold)
         mask, cutflow["Jet"] = apply_requirements(requirements(flat, objects, "Jet"), jets.counts)
-        jets = remove_overlaps(jets.select(np.asarray(mask, dtype=bool)), leptons, objects.jet_lepton_overlap_dr)
+        keep = remove_overlaps(jets, np.asarray(mask, dtype=bool), leptons, objects.jet_lepton_overlap_dr)
         if objects.jet_lepton_overlap_dr > 0:
-            cutflow["Jet"][f"dR(jet, lepton) > {objects.jet_lepton_overlap_dr:g}"] = int(jets.offsets[-1])
-        jets = jets.take(jets.offsets, descending_order(jets.offsets, jets.fields["pt"]))
+            cutflow["Jet"][f"dR(jet, lepton) > {objects.jet_lepton_overlap_dr:g}"] = int(np.count_nonzero(keep))
+        jets = jets.take(*select_descending(jets.offsets, keep, jets.fields["pt"]))
     else:
         jets = FlatCollection.empty(n_events, {**dict.fromkeys(JET_FIELDS, np.float64), "btag": np.bool_})
 
@@ -211,14 +216,13 @@ def select_objects(events, objects: ObjectSelection) -> Objects:
                    cutflow=cutflow)
 
 
-def remove_overlaps(jets: FlatCollection, leptons: FlatCollection, min_dr: float) -> FlatCollection:
-    """Jets farther than ``min_dr`` from every selected lepton of their event (dR > min_dr; none
-    removed if ``min_dr`` <= 0)."""
+def remove_overlaps(jets: FlatCollection, mask: np.ndarray, leptons: FlatCollection, min_dr: float) -> np.ndarray:
+    """Flat mask of the jets passing ``mask`` that lie farther than ``min_dr`` from every selected
+    lepton of their event (dR > min_dr; none removed if ``min_dr`` <= 0)."""
     if min_dr <= 0:
-        return jets
-    keep = far_from_all(jets.offsets, jets.fields["eta"], jets.fields["phi"], leptons.offsets, leptons.fields["eta"],
-                        leptons.fields["phi"], min_dr)
-    return jets.select(keep)
+        return mask
+    return far_from_all(jets.offsets, jets.fields["eta"], jets.fields["phi"], leptons.offsets, leptons.fields["eta"],
+                        leptons.fields["phi"], min_dr, jet_mask=mask)
 
 
 def non_finite_counts(events, objects: ObjectSelection) -> dict[str, int]:

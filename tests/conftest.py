@@ -29,6 +29,10 @@ def small_config(cache_dir: Path, **sample_overrides):
         signal_events=1200,
         background_events=1600,
         events_per_job=800,
+        # the plain, untargeted production of the old default (tests choose their own targeting)
+        background_events_per_process={},
+        pt_bias_power_per_process={},
+        truth_met_filter={**data["samples"]["truth_met_filter"], "enabled": False},
     )
     data["samples"].update(sample_overrides)
     return config_from_dict(data, source="tests")

@@ -63,7 +63,7 @@ def test_dimuon_2012_example_runs_without_signal_and_shows_the_z_peak(dimuon_run
     code, outdir = dimuon_run
     assert code == 0
     summary = json.loads((outdir / "summary.json").read_text())
-    assert set(summary["skipped"]) == {"train", "score", "scan"}
+    assert set(summary["skipped"]) == {"train", "score", "scan", "fit"}
     assert "no dataset with is_signal: true" in summary["skipped"]["train"]
     assert "scan" not in summary and not (outdir / "scan.json").exists() and not (outdir / "model").exists()
     mll = summary["control"]["mll"]["data"]
@@ -407,7 +407,7 @@ def test_a_data_only_report_ignores_scan_results_an_earlier_run_left(shared_data
                        "--no-progress"], capsys)
     assert code == 0, text
     summary = json.loads((outdir / "summary.json").read_text())
-    assert "scan" not in summary and "aucs" not in summary and set(summary["skipped"]) == {"train", "score", "scan"}
+    assert "scan" not in summary and "aucs" not in summary and set(summary["skipped"]) == {"train", "score", "scan", "fit"}
     from analysis.core.layout import ResultsLayout
     from analysis.stages.report import run_report
 

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 
+import jax
 import numpy as np
 import pyhf
 from scipy.stats import norm
@@ -51,13 +52,20 @@ class LimitOutOfRange(ValueError):
 
 @contextlib.contextmanager
 def pyhf_backend(name: str = "numpy", max_iterations: int = 100_000):
-    """Use pyhf backend ``name`` with a scipy optimizer of ``max_iterations`` inside; restore after."""
+    """Use pyhf backend ``name`` with a scipy optimizer of ``max_iterations`` inside; restore after.
+
+    pyhf's JAX backend switches JAX to float64 for the whole process; the previous setting is
+    restored on exit, so that a fit never changes how a later training in the same process
+    (an interactive session, a Dask worker) draws its random numbers.
+    """
     previous = pyhf.get_backend()
+    x64 = jax.config.read("jax_enable_x64")
     pyhf.set_backend(name, pyhf.optimize.scipy_optimizer(maxiter=max_iterations))
     try:
         yield
     finally:
         pyhf.set_backend(*previous)
+        jax.config.update("jax_enable_x64", x64)
 
 
 def load_workspace(spec: dict, label: str):

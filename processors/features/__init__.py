@@ -161,7 +161,7 @@ def _validate_inputs(leptons, jets, met_pt: np.ndarray, met_phi: np.ndarray) -> 
             raise ValueError(f"{name} holds non-finite values")
     for name, collection in (("leptons", leptons), ("jets", jets)):
         for field in ("pt", "eta", "phi", "mass"):
-            values = flat_field(collection[field])[1]
+            values = flat_field(collection, field)[1]
             if not np.all(np.isfinite(values)):
                 raise ValueError(f"{name}.{field} holds non-finite values")
 

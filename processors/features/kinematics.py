@@ -136,20 +136,26 @@ def _materialised(buffer) -> np.ndarray:
     return buffer if isinstance(buffer, np.ndarray) else np.asarray(buffer.materialize())
 
 
-def flat_field(values) -> tuple[np.ndarray, np.ndarray]:
+def flat_field(values, field: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The per-event offsets (n_events + 1, from 0) and the flat numpy contents of a jagged
-    array of numbers (one list per event).
+    array of numbers (one list per event), or of the ``field`` of a jagged record array.
 
-    Straight from the layout when it is a packed list of numbers (what the object building
+    Straight from the layout when it is a list of numbers or records (what the object building
     gives, and uproot reads), else through ``ak.num`` / ``ak.flatten``.
     """
     layout = values.layout if isinstance(values, ak.Array) else ak.to_layout(values)
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
-        offsets, content = (_materialised(buffer) for buffer in (layout.offsets.data, layout.content.data))
-        offsets = offsets.astype(np.int64, copy=False)
-        if offsets[0] != 0 or len(content) != offsets[-1]:
-            content, offsets = content[offsets[0]:offsets[-1]], offsets - offsets[0]
-        return offsets, content
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        content = layout.content
+        if field is not None and isinstance(content, ak.contents.RecordArray) and content.has_field(field):
+            content = content.content(field)
+        if isinstance(content, ak.contents.NumpyArray) and (field is None or content is not layout.content):
+            offsets = _materialised(layout.offsets.data).astype(np.int64, copy=False)
+            data = _materialised(content.data)
+            if offsets[0] != 0 or len(data) != offsets[-1]:
+                data, offsets = data[offsets[0]:offsets[-1]], offsets - offsets[0]
+            return offsets, data
+    if field is not None:
+        values = values[field]
     counts = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -163,7 +169,7 @@ def nth_object_fields(collection, index: int, fields, fill: float = 0.0) -> dict
     """
     values = {}
     for field in fields:
-        offsets, flat = flat_field(collection[field])
+        offsets, flat = flat_field(collection, field)
         counts = np.diff(offsets)
         present = counts > index
         column = np.full(len(counts), fill, dtype=np.float64)

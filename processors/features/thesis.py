@@ -66,8 +66,8 @@ def met_over_leading_jet_pt(met_pt, jet1_pt) -> np.ndarray:
 
 def count_b_jets(jets, pt_min: float) -> np.ndarray:
     """Number of jets with ``btag`` true and pT > ``pt_min``, as float64."""
-    offsets, btag = flat_field(jets["btag"])
-    _, pt = flat_field(jets["pt"])
+    offsets, btag = flat_field(jets, "btag")
+    _, pt = flat_field(jets, "pt")
     return counts_from_mask(offsets, btag.astype(bool) & (pt > pt_min)).astype(np.float64)
 
 
@@ -105,9 +105,9 @@ def thesis_from(pair: tuple[Lepton, Lepton], leptons, jets, met_pt, met_phi, bta
     features["mll"] = mass(dilepton)
     features["dr_ll"] = delta_r(lep1.eta, lep1.phi, lep2.eta, lep2.phi)
     features["met_over_jet1_pt"] = met_over_leading_jet_pt(met_pt, jet1_pt)
-    features["n_jet"] = np.diff(flat_field(jets["pt"])[0]).astype(np.float64)
+    features["n_jet"] = np.diff(flat_field(jets, "pt")[0]).astype(np.float64)
     features["n_bjet"] = count_b_jets(jets, btag_pt_min)
-    features["n_lepton"] = np.diff(flat_field(leptons["pt"])[0]).astype(np.float64)
+    features["n_lepton"] = np.diff(flat_field(leptons, "pt")[0]).astype(np.float64)
     features["jet1_pt"] = jet1_pt
     features["ptll"] = np.asarray(dilepton.pt, dtype=np.float64)
     return {name: features[name] for name in THESIS_FEATURES}
