@@ -5,9 +5,9 @@ Prints, measured in one run on this machine:
 1. per sample (default settings: targeted production, see README "Targeted production"),
    for one job of ``--events`` generated (kept) events on one core: events per CPU-second,
    split into Pythia's event loop with the filters and copying the particles out vs the fast
-   detector + ROOT writing; the events passing the thesis preselection, their effective sample
-   size ESS = (sum w)^2 / sum w^2 and **ESS per core-second**, the figure to raise; the median
-   over ``--repeats`` jobs (each with a new seed);
+   detector + ROOT writing; the events passing the thesis preselection per job, their effective
+   sample size ESS = (sum w)^2 / sum w^2 and **ESS per core-second**, the figure to raise (the
+   selected events of ``--repeats`` jobs with new seeds pooled);
 2. with ``--baseline``, the same for the settings before targeted production (no generator
    filter, natural tau decays, random b-tagging, pT-hat bias power 2) and the gain per sample;
 3. the wall time of a cold default ``python -m jobs.generate`` (into an empty cache) on all
@@ -56,8 +56,8 @@ def baseline_config():
     return config_from_dict(data, source="baseline")
 
 
-def preselected_ess(path: Path, config) -> tuple[int, float]:
-    """Events of ``path`` that pass the config's preselection and their effective sample size."""
+def preselected_sums(path: Path, config) -> tuple[int, float, float]:
+    """Events of ``path`` that pass the config's preselection, their sum of weights and of squared weights."""
     from coffea.nanoevents import BaseSchema, NanoEventsFactory
 
     from processors.columns import AnalysisColumns, ChunkColumns
@@ -71,30 +71,36 @@ def preselected_ess(path: Path, config) -> tuple[int, float]:
     weights = ak.to_numpy(events.genWeight).astype(np.float64)
     rows = apply_cuts(preselection, columns, weights, events).rows
     selected = weights[rows]
-    return len(rows), float(effective_sample_size(selected.sum(), np.square(selected).sum()))
+    return len(rows), float(selected.sum()), float(np.square(selected).sum())
 
 
 def time_one_job(job: GenerationJob, workdir: Path, config) -> dict:
     """CPU seconds of initialisation, Pythia's loop (+ filters, particle copy), detector and writing;
-    the preselected events of the job and their ESS."""
+    the preselected events of the job and their sums of weights (normalised to the job's cross
+    section x filter efficiency, so that jobs can be pooled)."""
     start = time.process_time()
     pythia = make_pythia(job, workdir)
     after_init = time.process_time()
     tau_fraction = leptonic_tau_fraction(pythia) if job.sample.leptonic_taus else None
     particles, b_quarks, weights = generate_particles(pythia, job.n_events, None, tau_fraction, {})
     after_generate = time.process_time()
+    sigma = pythia.infoPython().sigmaGen()  # (its filters' counted acceptance included)
     reco = reconstruct_events(particles, b_quarks, np.random.default_rng(job.seed),
                               btag_veto_weights=job.sample.btag_veto_weights)
     weights = weights * reco["btag_veto_weight"]
     write_events(workdir / "bench.root", reco, weights.astype(np.float32), np.arange(job.n_events, dtype=np.uint64))
     after_detector = time.process_time()
-    selected, ess = preselected_ess(workdir / "bench.root", config)
+    selected, sumw, sumw2 = preselected_sums(workdir / "bench.root", config)
+    scale = sigma / float(np.sum(weights))  # the job's events stand for its cross section
     return {"init": after_init - start, "generate": after_generate - after_init,
-            "detector_and_write": after_detector - after_generate, "selected": selected, "ess": ess}
+            "detector_and_write": after_detector - after_generate, "selected": selected,
+            "sumw": sumw * scale, "sumw2": sumw2 * scale**2}
 
 
 def rates(sample_name: str, n_events: int, repeats: int, config) -> dict:
-    """Median figures over ``repeats`` jobs of one sample."""
+    """Rates over ``repeats`` jobs of one sample: medians of the speeds; the ESS of all the jobs'
+    selected events pooled, per total core-second (a median of per-job ESS would hide the rare
+    heavy events that dominate weighted samples)."""
     template = next(j for j in jobs_from_config(config) if j.sample.name == sample_name)
     timings = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,9 +112,10 @@ def rates(sample_name: str, n_events: int, repeats: int, config) -> dict:
         "events_per_s": statistics.median(n_events / (t["generate"] + t["detector_and_write"]) for t in timings),
         "detector_share": statistics.median(t["detector_and_write"] / (t["generate"] + t["detector_and_write"])
                                             for t in timings),
-        "selected": statistics.median(t["selected"] for t in timings),
-        "ess": statistics.median(t["ess"] for t in timings),
-        "ess_per_core_s": statistics.median(t["ess"] / c for t, c in zip(timings, cpu)),
+        "selected": sum(t["selected"] for t in timings) / repeats,
+        "ess": float(effective_sample_size(sum(t["sumw"] for t in timings), sum(t["sumw2"] for t in timings))) / repeats,
+        "ess_per_core_s": float(effective_sample_size(sum(t["sumw"] for t in timings),
+                                                      sum(t["sumw2"] for t in timings))) / sum(cpu),
         "spread": max(cpu) / min(cpu),
     }
 

@@ -45,6 +45,7 @@ from analysis.core.fileset import inspect_fileset, load_fileset
 from analysis.core.layout import ResultsLayout
 from analysis.core.store import clear_store
 from analysis.stages.control import log_selection, no_signal_reason
+from analysis.stages.fit import fit_inputs_from_fileset, run_fit
 from analysis.stages.generate import log_inputs
 from analysis.stages.process import merge_processing
 from analysis.stages.report import run_report
@@ -74,7 +75,7 @@ from .pythia_job import job_is_done, run_generation_job
 from .samples import jobs_from_config, samples_from_config
 
 STEPS = ("generate", "merge-samples", "plan", "process", "merge-process", "train", "score", "merge-score", "scan",
-         "report")
+         "fit", "report")
 #: Steps that take ``--slot`` / ``--slots`` (the chunk nodes) and their merges (``--slots``).
 CHUNK_STEPS = ("process", "score")
 MERGE_STEPS = ("merge-process", "merge-score")
@@ -234,6 +235,14 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
     return result
 
 
+def run_batch_fit(config: AnalysisConfig, paths: BatchPaths):
+    """The fit stage on histograms.json, every grid point in this one job (as the Pipeline's
+    ``fit`` without a Dask cluster); writes the workspaces and fit.json."""
+    data, xsec_uncertainties = fit_inputs_from_fileset(analysis_fileset(config))
+    return run_fit(config, load_histograms(paths.histograms).score, model_points(paths.model_dir), paths.outdir,
+                   data_processes=data, signal_xsec_uncertainties=xsec_uncertainties)
+
+
 def run_batch_scan(config: AnalysisConfig, paths: BatchPaths):
     """The scan stage on histograms.json; writes scan.json."""
     return run_scan(config, load_histograms(paths.histograms).score, model_points(paths.model_dir), paths.scan)
@@ -241,7 +250,7 @@ def run_batch_scan(config: AnalysisConfig, paths: BatchPaths):
 
 # -- command line ---------------------------------------------------------------------------
 #: Steps that need signal: they do nothing (and say why) when the selection has none.
-SIGNAL_STEPS = ("train", "score", "merge-score", "scan")
+SIGNAL_STEPS = ("train", "score", "merge-score", "scan", "fit")
 
 
 def signal_missing(paths: BatchPaths) -> str | None:
@@ -285,6 +294,9 @@ def run_step(step: str, config: AnalysisConfig, outdir: Path, *, job: str | None
     if step == "scan":
         run_batch_scan(config, paths)
         return f"scan {paths.scan}"
+    if step == "fit":
+        summary = run_batch_fit(config, paths)
+        return f"fit {paths.outdir / 'fit.json'}" if summary is not None else "fit: disabled (fit.enabled: false)"
     if step == "report":
         return f"report {run_report(config, paths, executor='condor-dag')}"
     raise BatchError(f"unknown step {step!r}; steps are {', '.join(STEPS)}")

@@ -71,6 +71,7 @@ STAGE_STEPS = {
     "train": ("train",),
     "score": ("score", "merge-score"),
     "scan": ("scan",),
+    "fit": ("fit",),
     "report": ("report",),
 }
 STAGES = tuple(STAGE_STEPS)

@@ -53,7 +53,14 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.msgpack"
 METADATA_FILE = "model.json"
 INDEX_FILE = "index.json"
-_SCORE_CHUNK = 65_536
+#: Rows per jitted forward call when scoring: on a CPU blocks whose activations stay in cache
+#: (8192 rows of 3 x 128: 415k rows/s on this 2-core machine, against 145k with 65536-row blocks);
+#: on an accelerator large blocks (few launches). Smaller inputs are padded to a power of two.
+_SCORE_CHUNK_CPU, _SCORE_CHUNK_ACCELERATOR = 8192, 65_536
+
+
+def _score_chunk() -> int:
+    return _SCORE_CHUNK_CPU if jax.default_backend() == "cpu" else _SCORE_CHUNK_ACCELERATOR
 
 
 class ArtifactError(UserError, ValueError):
@@ -217,12 +224,13 @@ class TrainedModel:
             parameters[:, 1] = dm
         else:
             parameters = None
-        chunk = max(1, min(_SCORE_CHUNK, 1 << max(0, math.ceil(math.log2(max(n, 1))))))
+        chunk = _score_chunk()
         out = np.empty(n, dtype=np.float32)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
-            block = _padded(x[start:stop], chunk)
-            extra = None if parameters is None else _padded(parameters[start:stop], chunk)
+            rows = 1 << max(0, math.ceil(math.log2(stop - start)))  # the last block: to a power of two (few shapes)
+            block = _padded(x[start:stop], rows)
+            extra = None if parameters is None else _padded(parameters[start:stop], rows)
             out[start:stop] = np.asarray(self._forward(self.params, self._mean, self._inverse_std, block, extra))[: stop - start]
         return out
 

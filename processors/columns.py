@@ -204,6 +204,8 @@ class ChunkColumns:
         cached_rows, values = self._cache[name]
         if cached_rows is None:
             return values[rows]
+        if cached_rows is rows:  # the rows it was computed for (the features of the selected events)
+            return values
         position = np.searchsorted(cached_rows, rows)
         if len(rows) and (position[-1] >= len(cached_rows) or not np.array_equal(cached_rows[position], rows)):
             raise RuntimeError(f"column {name!r} asked for rows it was not computed for")

@@ -203,7 +203,7 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     # coffea cuts an 800-event file into round(800 / 500) = 2 chunks and a 400-event file into 1:
     # signal 2 x (800 + 400), backgrounds 3 x (800 + 800) -> 2 x 3 + 3 x 4 = 18 chunks, one node each
     assert n_chunks == 18 and len(by_kind("process")) == len(by_kind("score")) == 18
-    assert len(submit_files) == 10 + 1 + 1 + 2 * 18 + 2 + 1 + 1 + 1  # + merge_samples, plan, merges, train, scan, report
+    assert len(submit_files) == 10 + 1 + 1 + 2 * 18 + 2 + 1 + 1 + 1 + 1  # + merge_samples, plan, merges, train, scan, fit, report
 
     def single(node):
         return {node}
@@ -217,7 +217,8 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     assert all(parents[n] == single("train") for n in by_kind("score"))
     assert parents["merge_score"] == set(by_kind("score"))
     assert parents["scan"] == single("merge_score")
-    assert parents["report"] == single("scan")  # the scan slices the control histograms of the score pass
+    assert parents["fit"] == single("scan")
+    assert parents["report"] == single("fit")  # the scan slices the control histograms of the score pass; then the fits
     assert not any("control" in n for n in submit_files)
 
     # every submit file parses, carries the resources, the flavour and (train only) the GPU
@@ -232,7 +233,7 @@ def test_dry_run_writes_a_dag_with_every_node_and_its_parents(tmp_path, capsys):
     assert LCG_SETUP in wrapper and f'exec {sys.executable} "$@"' in wrapper
     assert yaml.safe_load((dag_dir / "analysis.yaml").read_text())["samples"]["cache_dir"] == str((tmp_path / "cache").resolve())
     captured = capsys.readouterr()
-    assert f"DAG {dag_dir / 'bsmscan.dag'}: 53 nodes (generate 10, merge-samples 1, plan 1, process 18" in captured.err
+    assert f"DAG {dag_dir / 'bsmscan.dag'}: 54 nodes (generate 10, merge-samples 1, plan 1, process 18" in captured.err
     assert "condor_submit_dag -usedagdir bsmscan.dag" in captured.out
 
 
