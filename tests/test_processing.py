@@ -273,3 +273,108 @@ def test_cli_reports_a_bad_file_and_exits_non_zero(shared_data, tmp_path, capsys
     assert main(["--fileset", str(fileset_path), "--executor", "iterative", "--store", str(tmp_path / "s")]) == 2
     # The default config's b-tag branch is the generator's; CMS NanoAOD has btagDeepFlavB instead.
     assert "nano_dy_empty.root: missing branch(es) 'Jet_btag'" in capsys.readouterr().err
+
+
+def _random_collection(rng, n_events: int, mean: float, dtype=np.float32) -> ak.Array:
+    """Jagged (pt, eta, phi) of ``n_events`` events, a Poisson number of objects each, with ties in pT."""
+    counts = rng.poisson(mean, n_events)
+    n = int(counts.sum())
+    pt = np.round(rng.exponential(30.0, n), 0).astype(dtype)  # rounded: equal pT within events happen
+    eta = rng.uniform(-2.5, 2.5, n).astype(dtype)
+    phi = rng.uniform(-np.pi, np.pi, n).astype(dtype)
+    return ak.unflatten(ak.zip({"pt": pt, "eta": eta, "phi": phi}), counts)
+
+
+def test_object_kernels_equal_the_awkward_expressions_they_replace():
+    from processors.features import delta_r
+    from processors.features.kinematics import flat_field
+    from processors.kernels import (
+        event_minima,
+        event_sums,
+        far_from_all,
+        merge_descending,
+        select_descending,
+    )
+
+    rng = np.random.default_rng(7)
+    a, b = _random_collection(rng, 3000, 1.2), _random_collection(rng, 3000, 1.0)
+    mask_a, mask_b = a.pt > 10, b.pt > 15
+    offsets_a, pt_a = flat_field(a, "pt")
+    offsets_b, pt_b = flat_field(b, "pt")
+    flat_mask_a, flat_mask_b = ak.to_numpy(ak.flatten(mask_a)), ak.to_numpy(ak.flatten(mask_b))
+
+    # select + stable descending sort: a[mask][argsort(pt, descending)]
+    expected = a[mask_a][ak.argsort(a[mask_a].pt, axis=1, ascending=False)]
+    offsets, index = select_descending(offsets_a, flat_mask_a, pt_a)
+    assert np.array_equal(np.diff(offsets), ak.to_numpy(ak.num(expected)))
+    assert np.array_equal(pt_a[index], ak.to_numpy(ak.flatten(expected.pt)))
+    assert np.array_equal(ak.to_numpy(ak.flatten(a.eta))[index], ak.to_numpy(ak.flatten(expected.eta)))  # ties keep order
+
+    # merge of two masked collections, a's objects first, then the same sort
+    both = ak.concatenate([a[mask_a], b[mask_b]], axis=1)
+    expected = both[ak.argsort(both.pt, axis=1, ascending=False)]
+    offsets, index = merge_descending(offsets_a, flat_mask_a, pt_a, offsets_b, flat_mask_b, pt_b)
+    eta = np.concatenate([ak.to_numpy(ak.flatten(a.eta)), ak.to_numpy(ak.flatten(b.eta))])
+    assert np.array_equal(np.diff(offsets), ak.to_numpy(ak.num(expected)))
+    assert np.array_equal(eta[index], ak.to_numpy(ak.flatten(expected.eta)))
+
+    # jets farther than dR 0.4 from every lepton, in float32 as numpy computes it
+    pairs = ak.cartesian({"jet": a, "lep": b}, axis=1, nested=True)
+    far = ak.all(delta_r(pairs.jet.eta, pairs.jet.phi, pairs.lep.eta, pairs.lep.phi) > 0.4, axis=2)
+    keep = far_from_all(offsets_a, ak.to_numpy(ak.flatten(a.eta)), ak.to_numpy(ak.flatten(a.phi)), offsets_b,
+                        ak.to_numpy(ak.flatten(b.eta)), ak.to_numpy(ak.flatten(b.phi)), 0.4, jet_mask=flat_mask_a)
+    assert np.array_equal(keep, ak.to_numpy(ak.flatten(far & mask_a)))
+    assert 0 < keep.sum() < flat_mask_a.sum()  # something removed, something kept
+
+    # per-event sums (in float32, in order) and minima (with a fill value for empty events)
+    assert np.array_equal(event_sums(offsets_a, pt_a), ak.to_numpy(ak.sum(a.pt, axis=1)))
+    minima = ak.to_numpy(ak.fill_none(ak.min(ak.values_astype(a.pt, np.float64), axis=1, mask_identity=True), np.pi))
+    assert np.array_equal(event_minima(offsets_a, pt_a.astype(np.float64), np.pi), minima)
+
+
+def test_chunks_read_eagerly_give_the_results_of_coffeas_virtual_arrays(shared_data, tmp_path):
+    """The ROOT chunks the executors read in one go (``ChunkEvents``) and coffea's NanoEvents,
+    read branch by branch, give the same cutflow, objects and stored features."""
+    from analysis.core.executors import run_chunks
+    from analysis.core.fileset import inspect_fileset, preload_branches
+    from processors.processor import SelectionProcessor
+
+    path = str(shared_data / "cms" / "nano_tt_v12.root")
+    fileset = {"tt": {"files": {path: "Events"}, "metadata": {"xsec_pb": 800.0}}}
+    config = _cms_config(muon_id="tight", muon_iso_max=0.15, electron_id="medium", jet_id="tight")
+    outputs = {}
+    for eager in (False, True):
+        processor_instance = SelectionProcessor(config, str(tmp_path / f"store{eager}"))
+        inspected = inspect_fileset(fileset, config, extra_branches=processor_instance.columns.required_branches())
+        branches = preload_branches(config, inspected.root, processor_instance.columns.required_branches()) if eager else None
+        chunks = run_chunks(inspected, processor_instance, executor="iterative", chunksize=70, branches=branches)
+        outputs[eager] = chunks
+    assert len(outputs[True]) == 3  # 200 events in chunks of ~67
+    for key, chunk in outputs[True].items():
+        reference = outputs[False][key]
+        for field in ("n_events", "n_selected", "raw", "sumw", "sumw2", "negative", "objects"):
+            assert chunk[field] == reference[field], field
+    _assert_same_store(_read_store(tmp_path / "storeTrue"), _read_store(tmp_path / "storeFalse"))
+
+
+def test_automatic_chunk_size_gives_every_worker_several_chunks():
+    from analysis.core.chunking import CHUNKS_PER_WORKER, auto_chunksize, chunk_size
+    from jobs.plan import file_chunk_ranges
+
+    # one 100k-event file on 2 workers: 4 chunks of 25k (one 100k chunk would leave a worker idle)
+    assert [stop - start for start, stop in file_chunk_ranges(100_000, auto_chunksize(100_000, 2))] == [25_000] * 4
+    # 2M events in 100k files on 2 workers: the 100k cap, one chunk per file, 10 per worker
+    assert auto_chunksize(2_000_000, 2) == 100_000
+    assert auto_chunksize(600_000, 2) == 75_000  # -> one chunk per 100k file: 6 chunks, 3 per worker
+    assert auto_chunksize(1000, 8) == 25_000  # small inputs: not below the minimum
+    for n_events, workers, per_worker in ((100_000, 2, 2), (400_000, 4, CHUNKS_PER_WORKER), (1_000_000, 3, CHUNKS_PER_WORKER)):
+        assert len(file_chunk_ranges(n_events, auto_chunksize(n_events, workers))) == per_worker * workers
+    # a number in the config wins; "auto" (the default) is resolved from the events and the workers
+    config = default_config()
+    assert config.executor.chunksize is None
+    assert chunk_size(config, 100_000, "dask", 2) == 25_000
+    pinned = config.model_copy(update={"executor": config.executor.model_copy(update={"chunksize": 5000})})
+    assert chunk_size(pinned, 100_000, "dask", 2) == 5000
+    data = config.model_dump(mode="json")
+    data["executor"]["chunksize"] = "auto"
+    assert config_from_dict(data).executor.chunksize is None

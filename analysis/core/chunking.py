@@ -1,10 +1,10 @@
 """How many events a chunk holds: ``executor.chunksize``, or an automatic size.
 
 ``executor.chunksize: auto`` (the default) sizes chunks from the events of the run and the
-workers that will process them, so that every worker gets at least :data:`CHUNKS_PER_WORKER`
-chunks (a single 100k-event file keeps both workers of a 2-core machine busy, where one
+workers that will process them, so that every worker gets :data:`CHUNKS_PER_WORKER` chunks or
+more (a single 100k-event file keeps both workers of a 2-core machine busy, where one
 100k-event chunk would leave one idle), within [:data:`AUTO_MIN_EVENTS`, :data:`AUTO_MAX_EVENTS`]
-(small chunks cost a fixed overhead each; large ones memory). coffea then cuts each file into
+events (small chunks cost a fixed overhead each, so small inputs get fewer; large ones memory). coffea then cuts each file into
 ``max(round(n / chunksize), 1)`` nearly equal pieces.
 
 The size depends only on the config and the inputs, never on the executor that runs them:
