@@ -58,6 +58,7 @@ from analysis.stages.score import (
     save_histograms,
 )
 from analysis.stages.train import check_model_is_current, model_points, run_training
+from processors import WORKER_MODULES
 
 STAGES = ("generate", "process", "train", "score", "scan", "fit", "report")
 #: Stages that need signal: skipped (with a message) when the analysis has none.
@@ -216,7 +217,9 @@ class Pipeline:
         options = self.run_options
         needs_cluster = self.executor in DASK_EXECUTORS and options["client"] is None
         cluster_config = self.config.cluster if self.executor == "condor" else None  # HTCondorCluster, not LocalCluster
-        with dask_client(options["workers"], options["scheduler"], cluster_config=cluster_config) if needs_cluster else nullcontext() as client:
+        cluster = dask_client(options["workers"], options["scheduler"], cluster_config=cluster_config,
+                              preload=WORKER_MODULES) if needs_cluster else nullcontext()
+        with cluster as client:
             if needs_cluster:  # one cluster for every stage of this run
                 options["client"] = client
             try:

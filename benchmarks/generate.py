@@ -11,7 +11,12 @@ Prints, measured in one run on this machine:
 2. with ``--baseline``, the same for the settings before targeted production (no generator
    filter, natural tau decays, random b-tagging, pT-hat bias power 2) and the gain per sample;
 3. the wall time of a cold default ``python -m jobs.generate`` (into an empty cache) on all
-   cores, and of the warm re-run that finds everything cached (skip with ``--skip-default-run``).
+   cores, and of the warm re-run that finds everything cached (skip with ``--skip-default-run``);
+4. the peak resident memory of one generation process (a fresh interpreter running one WW job,
+   ``jobs.pythia_job.run_generation_job``) for jobs of ``--memory-events`` events: events are
+   generated, reconstructed and written in batches of ``jobs.samples.WRITE_BATCH_EVENTS``, so the
+   peak must not grow with the job size (target, issue 17: < 500 MB at any job size; skip with
+   ``--memory-events ''``).
 
 CPU seconds (``time.process_time``) are used for the per-core figures, so that other programs
 on the machine do not enter them.
@@ -131,6 +136,37 @@ def cold_and_warm_default_run() -> None:
             print(f"{label} default python -m jobs.generate on {os.cpu_count()} cores: {time.perf_counter() - start:6.1f} s")
 
 
+_MEMORY_JOB = """
+import resource, sys, tempfile
+from analysis.core.config import default_config
+from jobs.pythia_job import run_generation_job
+from jobs.samples import GenerationJob, jobs_from_config
+template = next(j for j in jobs_from_config(default_config()) if j.sample.name == sys.argv[1])
+job = GenerationJob(template.sample, 0, int(sys.argv[2]), 0, template.seed, template.common_settings)
+with tempfile.TemporaryDirectory() as outdir:
+    run_generation_job(job, outdir)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+"""
+
+
+def peak_memory(sample: str, sizes: list[int]) -> None:
+    """Peak RSS of a fresh process running one ``sample`` job of each size in ``sizes``."""
+    from jobs.samples import WRITE_BATCH_EVENTS
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    peaks = []
+    for n_events in sizes:
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _MEMORY_JOB, sample, str(n_events)], check=True, cwd=root, env=env,
+                             capture_output=True, text=True).stdout
+        peaks.append(float(out.split()[-1]))
+        print(f"  {sample} job of {n_events:>7} events: peak RSS {peaks[-1]:6.0f} MB   ({time.perf_counter() - start:.0f} s)",
+              flush=True)
+    print(f"  largest / smallest job peak: {max(peaks) / min(peaks):.2f} (written in batches of {WRITE_BATCH_EVENTS}; "
+          "target < 500 MB at any job size)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000, help="generated (kept) events per timed job")
@@ -138,6 +174,8 @@ def main() -> None:
     parser.add_argument("--samples", default=",".join(SAMPLES), help="comma-separated sample names")
     parser.add_argument("--baseline", action="store_true", help="also measure the settings before targeted production")
     parser.add_argument("--skip-default-run", action="store_true")
+    parser.add_argument("--memory-events", default="2000,20000",
+                        help="job sizes (comma-separated) whose peak memory is measured; '' to skip")
     args = parser.parse_args()
     config = default_config()
     filter_ = config.samples.truth_met_filter
@@ -157,6 +195,9 @@ def main() -> None:
             gain = targeted["ess_per_core_s"] / base["ess_per_core_s"] if base["ess_per_core_s"] > 0 else float("inf")
             line += f" {base['ess_per_core_s']:>10.2f} {gain:>6.1f}"
         print(line, flush=True)
+    if args.memory_events:
+        print("peak memory of one generation process:")
+        peak_memory("WW", [int(n) for n in args.memory_events.split(",")])
     if not args.skip_default_run:
         cold_and_warm_default_run()
 

@@ -200,3 +200,18 @@ def event_minima(offsets: np.ndarray, values: np.ndarray, empty: float) -> np.nd
     """Per-event minima of the flat ``values``; ``empty`` for events without objects."""
     values = np.asarray(values)
     return _event_minima(np.asarray(offsets, dtype=np.int64), values, np.full(len(offsets) - 1, empty, dtype=values.dtype))
+
+
+def warm_up() -> None:
+    """Run every kernel once on tiny inputs of the dtypes the processors give them (float32
+    NanoAOD-style and float64 columns), so that their machine code (cached on disk) is loaded
+    and numba started: :mod:`processors.warmup` does it in the forkserver of local Dask workers."""
+    offsets = np.array([0, 2, 3], dtype=np.int64)
+    mask = np.ones(3, dtype=np.bool_)
+    for dtype in (np.float32, np.float64):
+        values = np.array([3.0, 1.0, 2.0], dtype=dtype)
+        select_descending(offsets, mask, values)
+        merge_descending(offsets, mask, values, offsets, mask, values)
+        far_from_all(offsets, values, values, offsets, values, values, 0.4, jet_mask=mask)
+        event_sums(offsets, values)
+        event_minima(offsets, values, np.pi)

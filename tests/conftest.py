@@ -29,9 +29,14 @@ def small_config(cache_dir: Path, **sample_overrides):
         signal_events=1200,
         background_events=1600,
         events_per_job=800,
-        # the plain, untargeted production of the old default (tests choose their own targeting)
+        # the plain production (no generator filter, no forced tau decays, no truth tagging;
+        # pT-hat bias power 2 on the backgrounds so that a few of their events pass MET > 200):
+        # tests that want the targeted production ask for it
         background_events_per_process={},
+        pt_bias_power=2.0,
         pt_bias_power_per_process={},
+        leptonic_taus=[],
+        btag_veto_weights=[],
         truth_met_filter={**data["samples"]["truth_met_filter"], "enabled": False},
     )
     data["samples"].update(sample_overrides)

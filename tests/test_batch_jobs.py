@@ -4,7 +4,6 @@ whole DAG run as local processes giving the same cutflow, histograms and signifi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -179,9 +178,10 @@ def test_merge_samples_refuses_missing_generation_outputs_by_job(tmp_path):
 
 # -- the whole DAG, locally, against the Dask pipeline -------------------------------------------------
 def _tiny_config(cache_dir: Path):
-    data = default_config().model_dump(mode="json")
-    data["samples"].update(cache_dir=str(cache_dir), signal_grid=[{"m_slepton": 200, "dm": 75}], backgrounds=["WW", "ZZ"],
-                           signal_events=400, background_events=400, events_per_job=400)
+    from tests.conftest import small_config
+
+    data = small_config(cache_dir, signal_grid=[{"m_slepton": 200, "dm": 75}], backgrounds=["WW", "ZZ"],
+                        signal_events=400, background_events=400, events_per_job=400).model_dump(mode="json")
     data["executor"]["chunksize"] = 150  # 3 chunks per 400-event file
     data["training"]["max_epochs"] = 2
     data["model"]["hidden_layers"] = [16, 16]
@@ -198,15 +198,13 @@ def test_local_dag_run_equals_the_dask_pipeline(tmp_path):
     config = _tiny_config(tmp_path / "cache")
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    # the report stage needs the report module another stage provides; compare it when present
-    stages = ["generate", "process", "train", "score", "scan"]
-    if importlib.util.find_spec("analysis.stages.report") is not None:
-        stages.append("report")
+    stages = ["generate", "process", "train", "score", "scan", "fit", "report"]
     batch_out, dask_out = tmp_path / "batch", tmp_path / "dask"
     assert submit.main(["--config", str(config_path), "--outdir", str(batch_out), "--local", "--cores", "2",
                         "--stages", ",".join(stages)]) == 0
     dag_nodes = (batch_out / "condor" / "bsmscan.dag").read_text().count("\nJOB ")
-    assert dag_nodes == 3 + 1 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + ("report" in stages)
+    # 3 generation jobs + merge, plan, 2 process nodes + merge, train, 2 score nodes + merge, scan, fit, report
+    assert dag_nodes == 3 + 1 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1
 
     # the Dask run finds the samples the DAG generated (same cache), like any later run would
     Pipeline(config, dask_out, executor="dask", workers=2).run(tuple(stages))
@@ -228,5 +226,8 @@ def test_local_dag_run_equals_the_dask_pipeline(tmp_path):
     assert (batch_out / "scan.json").read_text() == (dask_out / "scan.json").read_text()  # same significances
     scan = json.loads((batch_out / "scan.json").read_text())
     assert [point["label"] for point in scan["points"]] == ["slepton_200_75"]
-    if "report" in stages:
-        assert (batch_out / "index.html").exists()
+    batch_fit, dask_fit = (json.loads((out / "fit.json").read_text()) for out in (batch_out, dask_out))
+    assert [p["label"] for p in batch_fit["points"]] == [p["label"] for p in dask_fit["points"]] == ["slepton_200_75"]
+    for batch_point, dask_point in zip(batch_fit["points"], dask_fit["points"]):  # same workspace, same minimiser
+        assert batch_point["expected_limit"] == pytest.approx(dask_point["expected_limit"], rel=2e-5)
+    assert (batch_out / "index.html").exists()

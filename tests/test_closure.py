@@ -17,6 +17,7 @@ import uproot
 
 from analysis.core.config import ConfigError, config_from_dict, default_config
 from analysis.core.fileset import load_fileset
+from analysis.core.statistics import effective_sample_size
 from jobs.detector import reconstruct_events
 from jobs.hooks import (
     HookError,
@@ -91,7 +92,7 @@ def _single_sample_config(tmp_path: Path, sample: str, n_events: int, *, seed: i
     filter only records its bound), natural tau decays; truth tagging as in the targeted sample."""
     data = default_config().model_dump(mode="json")
     samples = data["samples"]
-    samples.update(cache_dir=str(tmp_path), events_per_job=per_job or n_events)
+    samples.update(cache_dir=str(tmp_path), events_per_job=per_job or n_events, background_events_per_process={})
     if sample.startswith("slepton"):
         m, dm = (float(v) for v in sample.split("_")[1:])
         samples.update(signal_grid=[{"m_slepton": m, "dm": dm}], backgrounds=[], signal_events=n_events)
@@ -202,31 +203,44 @@ def _pull(a, b) -> float:
     return (a["w"].sum() - b["w"].sum()) / math.sqrt((a["w"] ** 2).sum() + (b["w"] ** 2).sum())
 
 
-def _chi2_per_ndf(a, b, column: str, edges) -> float:
-    """Shape comparison of two weighted samples (each normalised to unit area), bins with entries."""
+def _chi2(a, b, column: str, n_bins: int = 10, min_per_bin: int = 10) -> tuple[float, int]:
+    """``(chi2, ndf)`` of the shapes of two weighted samples (each normalised to unit area), in
+    bins of equal population in the *smaller* sample ``b`` (the reference), at least
+    ``min_per_bin`` of its events per bin, so that no bin's variance rests on a handful of events."""
+    n_bins = max(2, min(n_bins, len(b[column]) // min_per_bin))
+    edges = np.unique(np.quantile(b[column], np.linspace(0, 1, n_bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf  # every event of both samples in some bin
     ha, _ = np.histogram(a[column], edges, weights=a["w"])
     va, _ = np.histogram(a[column], edges, weights=a["w"] ** 2)
     hb, _ = np.histogram(b[column], edges, weights=b["w"])
     vb, _ = np.histogram(b[column], edges, weights=b["w"] ** 2)
     na, nb = ha.sum(), hb.sum()
-    used = (va + vb) > 0
-    chi2 = ((ha / na - hb / nb) ** 2 / (va / na**2 + vb / nb**2))[used].sum()
-    return chi2 / max(int(used.sum()) - 1, 1)
+    variance = va / na**2 + vb / nb**2
+    return float(((ha / na - hb / nb) ** 2 / variance).sum()), len(ha) - 1
 
 
-SHAPES = {"met": [200, 230, 270, 330, 450, 3000], "mll": [0, 40, 80, 120, 200, 5000], "lep1_pt": [0, 40, 70, 110, 180, 3000]}
+SHAPES = ("met", "mll", "lep1_pt")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sample, n_targeted, n_reference", [
     ("slepton_300_75", 2000, 8000),
-    ("WW", 1500, 30000),
-    ("ttbar", 1500, 30000),
+    ("WW", 6000, 60000),
+    ("ttbar", 6000, 60000),
 ])
 def test_targeted_sample_closes_on_an_unbiased_reference(sample, n_targeted, n_reference):
     """Targeted (default settings) against unbiased (unfiltered, unbiased, natural tau decays)
-    samples of independent seeds: weighted yields within their combined MC error (pull < 2),
-    MET, m_ll and leading-lepton pT shapes (chi2/ndf < 2), the filter's loss on the reference < 2%.
+    samples of independent seeds, after the loose control selection and after the thesis
+    preselection:
+
+    - weighted yields within their combined MC error (pull < 2);
+    - MET, m_ll and leading-lepton pT shapes: chi2 / ndf < 2 over the six comparisons of a sample
+      together, and no single comparison below a p-value of 1e-3 (the unbiased reference keeps
+      only 30-150 events, so one comparison has 2-4 bins: alone, chi2 / ndf > 2 happens by chance
+      in 10-14% of such comparisons, which the pooled ratio and the trials-corrected p-value do not);
+    - the filter's loss, measured on the reference, below 2% of the selected yield within two
+      standard errors.
+
     Minutes of generation: the samples live in a private temporary directory (pytest's own may
     be pruned by concurrent sessions during that time)."""
     with tempfile.TemporaryDirectory(prefix="bsmscan-closure-") as tmp:
@@ -234,16 +248,25 @@ def test_targeted_sample_closes_on_an_unbiased_reference(sample, n_targeted, n_r
 
 
 def _closure(tmp_path: Path, sample: str, n_targeted: int, n_reference: int) -> None:
+    from scipy.stats import chi2 as chi2_distribution
+
     targeted_config = _single_sample_config(tmp_path / "t", sample, n_targeted, seed=11, per_job=n_targeted // 2)
     reference_config = _single_sample_config(tmp_path / "r", sample, n_reference, seed=12, reference=True,
                                              per_job=n_reference // 2)
     targeted, reference = _generate(targeted_config), _generate(reference_config)
+    total_chi2, total_ndf = 0.0, 0
     for cuts in (CONTROL_CUTS, None):
         t, r = _selected(targeted, targeted_config, cuts), _selected(reference, reference_config, cuts)
-        assert len(t["w"]) >= 5 and len(r["w"]) >= 5, (sample, cuts, len(t["w"]), len(r["w"]))
+        assert len(t["w"]) >= 20 and len(r["w"]) >= 20, (sample, cuts, len(t["w"]), len(r["w"]))
         assert abs(_pull(t, r)) < 2, (sample, cuts, t["w"].sum(), r["w"].sum())
-        for column, edges in SHAPES.items():
-            assert _chi2_per_ndf(t, r, column, edges) < 2, (sample, cuts, column)
-        # What the filter would have lost, measured on the reference: below 2% of its selected yield.
+        for column in SHAPES:
+            chi2, ndf = _chi2(t, r, column)
+            assert chi2_distribution.sf(chi2, ndf) > 1e-3, (sample, cuts, column, chi2, ndf)
+            total_chi2, total_ndf = total_chi2 + chi2, total_ndf + ndf
+        # What the filter would have lost, measured on the reference: below 2% of its selected
+        # yield, within the reference's statistics (a few dozen events for WW and ttbar).
         lost = r["w"][~r["passes"]].sum() / r["w"].sum()
-        assert lost < 0.02, (sample, cuts, lost)
+        ess = effective_sample_size(r["w"].sum(), (r["w"] ** 2).sum())
+        lost_err = math.sqrt(max(lost * (1 - lost), 1 / len(r["w"])) / ess)
+        assert lost - 2 * lost_err < 0.02, (sample, cuts, lost, lost_err, int((~r["passes"]).sum()), len(r["w"]))
+    assert total_chi2 / total_ndf < 2, (sample, total_chi2, total_ndf)

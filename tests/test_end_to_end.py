@@ -33,7 +33,7 @@ def test_analysis_run_on_dask_writes_a_complete_report(tmp_path, capsys):
     assert "slepton_100_40" in printed and f"report: {(outdir / 'index.html').resolve()}" in printed
 
     summary = json.loads((outdir / "summary.json").read_text())
-    assert list(summary["stages_run"]) == ["generate", "process", "train", "score", "scan", "report"]
+    assert list(summary["stages_run"]) == ["generate", "process", "train", "score", "scan", "fit", "report"]
     events = summary["events"]
     assert events["processed"] == events["input"] == {"WW": 3000, "ZZ": 3000, "slepton_100_40": 1500, "slepton_150_75": 1500}
     assert events["scored"] == events["selected"]

@@ -291,8 +291,10 @@ def test_pyhf_cli_refit_gives_the_same_cls(fitted):
     result = subprocess.run([*_pyhf_command(), "cls", str(outdir / point.workspace)], capture_output=True,
                             text=True, timeout=300, check=True)
     cli = json.loads(result.stdout)
-    assert cli["CLs_obs"] == pytest.approx(point.cls_mu1_workspace["CLs_obs"], rel=1e-6)
-    assert cli["CLs_exp"] == pytest.approx(point.cls_mu1_workspace["CLs_exp"], rel=1e-6)
+    # The same minimisation in another process: equal to the minimiser's tolerance (measured
+    # differences of 2e-6 relative where the BLAS threading differs), not bit for bit.
+    assert cli["CLs_obs"] == pytest.approx(point.cls_mu1_workspace["CLs_obs"], rel=2e-5)
+    assert cli["CLs_exp"] == pytest.approx(point.cls_mu1_workspace["CLs_exp"], rel=2e-5)
 
 
 def test_fit_plots_are_drawn(fitted, tmp_path):
@@ -314,7 +316,27 @@ def test_dask_fits_equal_inline_fits(fitted, tmp_path):
         assert len(client.scheduler_info()["workers"]) == 2
         on_cluster = run_fit(config, histogram, POINTS, tmp_path, client=client,
                              signal_xsec_uncertainties={point_name(*POINTS[0]): 0.08})
-    assert on_cluster.to_json() == summary.to_json()
+    # Same inputs, same workspaces; the minimiser's results agree to its tolerance (workers run
+    # single-threaded BLAS, which rounds differently from the driver: 1e-7 relative measured).
+    _assert_close(on_cluster.to_json(), summary.to_json())
+
+
+def _assert_close(a, b, path="summary"):
+    """Equal JSON structures: same keys, strings and lengths; numbers within 2e-5 relative
+    (significances, which the minimiser gives to about 1e-7 absolute, within 1e-6 absolute)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            _assert_close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(b, bool):
+        absolute = 1e-6 if path.endswith("_z") else 1e-12
+        assert a == pytest.approx(b, rel=2e-5, abs=absolute, nan_ok=True), path
+    else:
+        assert a == b, path
 
 
 # ------------------------------------------------------------------------ bad input

@@ -88,17 +88,28 @@ def test_scored_events_and_weights_match_the_selection_stage(trained):
     assert all(value > 0 for value in counts.values())
 
 
+LOADED: list[str] = []
+
+
+def _counting_loader(directory):
+    """``load_model`` that records its calls (module level: coffea pickles the processor by
+    reference to this function, so the calls land in this process's :data:`LOADED`)."""
+    from nn.artifact import load_model
+
+    LOADED.append(directory)
+    return load_model(directory)
+
+
 def test_model_is_loaded_once_per_worker_not_per_chunk(trained, monkeypatch):
     from analysis.stages import score as score_stage
 
     config, fileset, _, model_dir, points = trained
-    calls = []
-    original = score_stage.load_model
-    monkeypatch.setattr(score_stage, "load_model", lambda directory: calls.append(directory) or original(directory))
+    LOADED.clear()
+    monkeypatch.setattr(score_stage, "load_model", _counting_loader)
     monkeypatch.setattr(scoring, "_MODELS", {})
     result = run_scoring(config, model_dir, fileset, points, executor="iterative")
     n_chunks = sum(-(-n // config.executor.chunksize) for n in result.n_events.values())
-    assert n_chunks > 10 and len(calls) == 1
+    assert n_chunks > 10 and len(LOADED) == 1
 
 
 def test_histograms_round_trip_through_json(trained, tmp_path):

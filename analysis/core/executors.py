@@ -23,8 +23,8 @@ import io
 import re
 import sys
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stderr
-from typing import Iterator
 
 import pyarrow
 import uproot
@@ -45,12 +45,14 @@ SCHEMAS = {"base": BaseSchema, "nanoaod": NanoAODSchema}
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None, client=None, cluster_config=None) -> Iterator:
+def dask_client(workers: int | None = None, scheduler: str | None = None, client=None, cluster_config=None,
+                preload: tuple[str, ...] = ()) -> Iterator:
     """A ``distributed.Client``: the one given, one attached to ``scheduler``, or a new cluster's.
 
     The new cluster is an HTCondorCluster when ``cluster_config`` (the config's ``cluster``
-    section) is given, else a LocalCluster of ``workers`` processes. Clusters and clients this
-    function creates are closed on exit; a given client is left open.
+    section) is given, else a LocalCluster of ``workers`` processes (forked from a forkserver
+    that imported ``preload``, see :func:`~analysis.core.workers.worker_settings`). Clusters and
+    clients this function creates are closed on exit; a given client is left open.
     """
     if client is not None:
         yield client
@@ -63,7 +65,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
         with condor_cluster(cluster_config) as cluster, Client(cluster) as condor:
             yield condor
         return
-    with worker_settings(), local_cluster(workers) as cluster, Client(cluster) as local:
+    with worker_settings(preload), local_cluster(workers) as cluster, Client(cluster) as local:
         yield local
 
 
@@ -90,7 +92,7 @@ def coffea_executor(name: str, *, workers: int | None = None, client=None, show_
 
 
 def client_for(executor: str, workers: int | None = None, scheduler: str | None = None, client=None,
-               cluster_config=None):
+               cluster_config=None, preload: tuple[str, ...] = ()):
     """A context giving the Dask client the executor needs (``None`` for iterative and futures).
 
     ``condor`` builds an HTCondorCluster from ``cluster_config`` (the config's ``cluster``
@@ -100,7 +102,7 @@ def client_for(executor: str, workers: int | None = None, scheduler: str | None 
         if client is None and not scheduler and cluster_config is None:
             raise ValueError("the condor executor needs the config's cluster section (cluster_config=config.cluster)")
         return dask_client(None, scheduler, client, cluster_config=cluster_config)
-    return dask_client(workers, scheduler, client) if executor == "dask" else nullcontext(None)
+    return dask_client(workers, scheduler, client, preload=preload) if executor == "dask" else nullcontext(None)
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
@@ -210,7 +212,7 @@ def run_chunks(
         if not datasets:
             continue
         guarded = ChunkGuard(processor_instance, branches if fmt == "root" else None)
-        make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)  # noqa: E731
+        make = lambda: coffea_executor(executor, workers=workers, client=client, show_progress=show_progress)
         # metadata_cache: coffea's default cache is global to the process and keeps each file's
         # *user* metadata too, so a second run in one session (another sum_genweight after skipped
         # files, an edited cross section) would silently get the first run's values. A fresh one,

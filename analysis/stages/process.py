@@ -37,6 +37,7 @@ from analysis.stages.control import (
     save_control,
 )
 from analysis.stages.generate import resolve_fileset
+from processors import WORKER_MODULES
 from processors.processor import SelectionProcessor
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def run_processing(
     chunksize = chunk_size(config, sum(inspected.n_input.values()), executor, workers)
     branches = preload_branches(config, datasets, processor_instance.columns.required_branches())
     log.info("selection: %d events in chunks of up to %d", sum(inspected.n_input.values()), chunksize)
-    with client_for(executor, workers, scheduler, client, cluster_config=config.cluster) as dask:
+    with client_for(executor, workers, scheduler, client, cluster_config=config.cluster, preload=WORKER_MODULES) as dask:
         chunks = run_chunks(inspected, processor_instance, executor=executor, chunksize=chunksize,
                             workers=workers, client=dask, schema=schema, show_progress=show_progress, branches=branches)
 

@@ -22,6 +22,7 @@ from analysis.core.config import AnalysisConfig
 from analysis.core.executors import client_for, run_chunks
 from analysis.core.fileset import check_all_events, inspect_fileset, preload_branches
 from nn.artifact import load_model
+from processors import WORKER_MODULES
 from processors.columns import AnalysisColumns
 from processors.scoring import ScoringProcessor, merge_chunks, process_labels
 
@@ -59,7 +60,7 @@ def run_scoring(
     workers = workers or config.executor.workers
     chunksize = chunk_size(config, sum(inspected.n_input.values()), executor, workers)
     with client_for(executor, workers, scheduler or config.executor.scheduler, client,
-                    cluster_config=config.cluster) as dask:
+                    cluster_config=config.cluster, preload=WORKER_MODULES) as dask:
         chunks = run_chunks(inspected, scorer, executor=executor, chunksize=chunksize, workers=workers, client=dask,
                             schema=schema, show_progress=show_progress,
                             branches=preload_branches(config, datasets, extra))
