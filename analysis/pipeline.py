@@ -170,7 +170,8 @@ class Pipeline:
         data, xsec_uncertainties = fit_inputs_from_fileset(self.fileset())
         client = self.run_options["client"] if self.executor in DASK_EXECUTORS else None
         self.fit_summary = run_fit(self.config, scores.score, self.points(), self.outdir, client=client,
-                                   data_processes=data, signal_xsec_uncertainties=xsec_uncertainties)
+                                   data_processes=data, signal_xsec_uncertainties=xsec_uncertainties,
+                                   observed=scores.observed)
         return self.fit_summary
 
     def report(self) -> Path:

@@ -38,7 +38,7 @@ def run_once(config_text: str, seed: int, workdir: Path) -> tuple[dict, float]:
     data["seed"] = seed
     data.setdefault("samples", {})["cache_dir"] = str(workdir / "samples")
     config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(data))
+    config_path.write_text(yaml.safe_dump(data, sort_keys=False))  # the cuts keep their order
     outdir = workdir / "results"
     command = [sys.executable, "-m", "analysis.run", "--config", str(config_path), "--executor", "dask",
                "--outdir", str(outdir), "--no-progress"]

@@ -226,7 +226,7 @@ def run_merge_score(config: AnalysisConfig, paths: BatchPaths, slots: int | None
     plan = read_plan(paths.plan)
     raw = collect_partials(paths.partials("score"), plan, node_name=_slot_namer(plan, "score", slots),
                            object_hook=uhi_json.object_hook)
-    chunks = {key: {"score": hist.Hist(value["score"]),
+    chunks = {key: {"score": hist.Hist(value["score"]), "observed": hist.Hist(value["observed"]),
                     "control": {name: hist.Hist(h) for name, h in value["control"].items()},
                     "n_events": value["n_events"], "n_scored": value["n_scored"]} for key, value in raw.items()}
     scorer = scoring_processor(config, paths.model_dir, model_points(paths.model_dir), plan.all_datasets())
@@ -239,8 +239,9 @@ def run_batch_fit(config: AnalysisConfig, paths: BatchPaths):
     """The fit stage on histograms.json, every grid point in this one job (as the Pipeline's
     ``fit`` without a Dask cluster); writes the workspaces and fit.json."""
     data, xsec_uncertainties = fit_inputs_from_fileset(analysis_fileset(config))
-    return run_fit(config, load_histograms(paths.histograms).score, model_points(paths.model_dir), paths.outdir,
-                   data_processes=data, signal_xsec_uncertainties=xsec_uncertainties)
+    scores = load_histograms(paths.histograms)
+    return run_fit(config, scores.score, model_points(paths.model_dir), paths.outdir, data_processes=data,
+                   signal_xsec_uncertainties=xsec_uncertainties, observed=scores.observed)
 
 
 def run_batch_scan(config: AnalysisConfig, paths: BatchPaths):

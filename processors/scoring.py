@@ -15,9 +15,13 @@ network is evaluated at each point), filled into
 
 On the process axis, signal events are labelled by their grid point (``slepton_200_40``), so
 that the scan of a point counts only its own signal; backgrounds by their process. Collision
-data (``is_data``) are read and counted but not scored: the scan and the ROC curves use
-simulation only, and the data's control distributions come from the selection stage
-(:mod:`processors.control`).
+data (``is_data``) are scored too, into a histogram of their own,
+
+- ``observed``: data process x grid point x score (the same bins), one entry per selected event,
+
+so that the scan and the ROC curves, which read ``score``, use simulation only, while the
+likelihood fits take their observed counts from ``observed``. The data's control distributions
+come from the selection stage (:mod:`processors.control`).
 
 Every histogram merges with ``+``. The processor returns each chunk's histograms under the
 chunk's key and :func:`merge_chunks` adds them in sorted key order, so the results of every
@@ -63,6 +67,12 @@ def cached_model(loader, directory: str):
     return _MODELS[key]
 
 
+def data_process_labels(fileset: dict) -> list[str]:
+    """Sorted process labels of the collision-data datasets of a (normalised) fileset."""
+    return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()
+                   if entry.get("metadata", {}).get("is_data", False)})
+
+
 def process_labels(fileset: dict) -> list[str]:
     """Sorted process labels of the simulated datasets of a (normalised) fileset (data are not scored)."""
     return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()
@@ -74,6 +84,16 @@ def score_histogram(processes: list[str], points: list[str], n_bins: int) -> his
     return hist.Hist(
         hist.axis.StrCategory(list(SPLITS), name="split"),
         hist.axis.StrCategory(processes, name="process"),
+        hist.axis.StrCategory(points, name="point"),
+        hist.axis.Regular(n_bins, 0.0, 1.0, name="score", label="classifier score"),
+        storage=hist.storage.Weight(),
+    )
+
+
+def observed_histogram(data_processes: list[str], points: list[str], n_bins: int) -> hist.Hist:
+    """An empty data process x point x score histogram (unweighted counts of collision data)."""
+    return hist.Hist(
+        hist.axis.StrCategory(data_processes, name="process"),
         hist.axis.StrCategory(points, name="point"),
         hist.axis.Regular(n_bins, 0.0, 1.0, name="score", label="classifier score"),
         storage=hist.storage.Weight(),
@@ -97,13 +117,15 @@ class ScoringProcessor(processor.ProcessorABC):
 
     ``model_dir``: the trained model artifact (a path every worker can read).
     ``points``: the grid points (m_slepton, dm) to evaluate at.
-    ``processes``: every process label that will be filled (see :func:`process_labels`).
+    ``processes``: every simulated process label that will be filled (see :func:`process_labels`);
+    ``data_processes``: those of the collision data (:func:`data_process_labels`).
     ``model_loader``: a function of the model folder returning an object with ``score_points``
     and ``assign_split`` (``nn.artifact.load_model``; passed in by the scoring stage so that
     the columnar layer does not depend on the network's), called once per worker process.
     """
 
-    def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str], model_loader):
+    def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str], model_loader,
+                 data_processes: list[str] = ()):
         self.objects = config.selection.objects
         self.columns = AnalysisColumns.from_config(config)
         self.preselection = Preselection.from_config(config.selection)
@@ -115,12 +137,14 @@ class ScoringProcessor(processor.ProcessorABC):
         self.points = [(float(m), float(d)) for m, d in points]
         self.labels = [point_name(m, d) for m, d in self.points]
         self.processes = list(processes)
+        self.data_processes = list(data_processes)
         self.model_loader = model_loader
 
     def empty_output(self) -> dict:
         """The accumulator of a chunk without selected events."""
         return {
             "score": score_histogram(self.processes, self.labels, self.score_bins),
+            "observed": observed_histogram(self.data_processes, self.labels, self.score_bins),
             "control": {spec.name: control_histogram(spec, self.labels, self.score_bins) for spec in self.control},
             "n_events": {},
             "n_scored": {},
@@ -136,9 +160,6 @@ class ScoringProcessor(processor.ProcessorABC):
         output = self.empty_output()
         output["n_events"][dataset] = len(events)
 
-        if metadata.get("is_data", False):  # collision data are not scored (see the module docstring)
-            output["n_scored"][dataset] = 0
-            return output
         weights = chunk_weights(events, metadata, self.luminosity_fb)
         objects = select_objects(events, self.objects)
         columns = ChunkColumns(events, objects, self.columns, self.preselection.btag_pt_min)
@@ -153,6 +174,10 @@ class ScoringProcessor(processor.ProcessorABC):
         names = list(features)
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
         scores = model.score_points(matrix, self.points, feature_names=names)  # (points, events)
+        if metadata.get("is_data", False):  # observed counts only (see the module docstring)
+            for label, point_scores in zip(self.labels, scores):
+                output["observed"].fill(process=process_name, point=label, score=np.clip(point_scores, 0.0, 1.0 - 1e-7))
+            return output
         event_numbers = selected_event_numbers(events, metadata, rows)
         split_codes = model.assign_split(np.full(len(rows), dataset, dtype=object), event_numbers)
         selected_weights = weights[rows]
@@ -183,10 +208,12 @@ def merge_chunks(chunks: dict) -> dict:
     for key in sorted(chunks):
         chunk = chunks[key]
         if merged is None:
-            merged = {"score": chunk["score"].copy(), "control": {k: h.copy() for k, h in chunk["control"].items()},
+            merged = {"score": chunk["score"].copy(), "observed": chunk["observed"].copy(),
+                      "control": {k: h.copy() for k, h in chunk["control"].items()},
                       "n_events": dict(chunk["n_events"]), "n_scored": dict(chunk["n_scored"])}
             continue
         merged["score"] += chunk["score"]
+        merged["observed"] += chunk["observed"]
         for name, histogram in chunk["control"].items():
             merged["control"][name] += histogram
         for counter in ("n_events", "n_scored"):

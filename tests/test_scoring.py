@@ -122,3 +122,31 @@ def test_histograms_round_trip_through_json(trained, tmp_path):
     assert loaded.score == result.score
     assert all(loaded.control[k] == result.control[k] for k in result.control)
     assert np.array_equal(loaded.score.values(), result.score.values())
+
+
+def test_collision_data_are_scored_into_the_observed_histogram_and_fitted(trained, tmp_path):
+    """A dataset marked ``is_data`` (here the ZZ file, read as if it were collision data): its
+    selected events are scored into ``observed`` (one unweighted entry per event and grid point),
+    never into the simulation's ``score`` histogram, and the fit stage takes them as its observed
+    counts."""
+    from analysis.stages.fit import fit_inputs_from_fileset, run_fit
+
+    config, fileset, processing, model_dir, points = trained
+    with_data = {**fileset, "run2018": {"files": fileset["ZZ"]["files"],
+                                        "metadata": {"is_data": True, "process": "data"}}}
+    result = run_scoring(config, model_dir, with_data, points, executor="iterative")
+    assert list(result.observed.axes["process"]) == ["data"] and "data" not in result.score.axes["process"]
+    selected_zz = processing.n_selected["ZZ"]
+    assert result.n_scored["run2018"] == selected_zz > 0
+    for label in (point_name(*p) for p in points):
+        observed = result.observed[{"process": "data", "point": label}]
+        assert observed.sum(flow=True).value == observed.sum(flow=True).variance == selected_zz
+    assert result.score == run_scoring(config, model_dir, fileset, points, executor="iterative").score
+    loaded = load_histograms(save_histograms(tmp_path / "histograms.json", result))
+    assert loaded.observed == result.observed
+
+    data, _ = fit_inputs_from_fileset(with_data)
+    summary = run_fit(config, result.score, points, tmp_path, data_processes=data, observed=result.observed)
+    assert summary.data_processes == ["data"] and "data" not in summary.background_processes
+    for point in summary.points:
+        assert point.has_data and point.observed_limit is not None and point.observed_limit > 0, point

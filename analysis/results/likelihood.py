@@ -109,6 +109,27 @@ class PointInputs:
         return np.sum([sumw2 for _, sumw2 in self.backgrounds.values()], axis=0)
 
 
+def with_observed(score: hist.Hist, observed: hist.Hist | None) -> hist.Hist:
+    """``score`` (split x process x point x score) with the collision data of ``observed``
+    (data process x point x score, the scoring stage's) added as processes of the test split:
+    the form :func:`point_inputs` reads data from. ``score`` itself when ``observed`` is None or
+    holds no data process."""
+    if observed is None or not len(observed.axes["process"]):
+        return score
+    data = [p for p in observed.axes["process"] if p not in score.axes["process"]]
+    if len(data) < len(observed.axes["process"]):
+        raise ValueError(f"data process labels {list(observed.axes['process'])} clash with simulated ones")
+    processes = [*score.axes["process"], *data]
+    combined = hist.Hist(score.axes["split"], hist.axis.StrCategory(processes, name="process"), score.axes["point"],
+                         score.axes["score"], storage=hist.storage.Weight())
+    # in-range bins only: the scoring stage clips scores into [0, 1), so no flow bin holds entries
+    view, n_simulated = combined.view(), len(score.axes["process"])
+    view[:, :n_simulated] = score.view()
+    points = [observed.axes["point"].index(p) for p in score.axes["point"]]  # same points, the score's order
+    view[score.axes["split"].index("test"), n_simulated:] = observed.view()[:, points]
+    return combined
+
+
 def point_inputs(score: hist.Hist, label: str, m_slepton: float, dm: float, background_processes: list[str],
                  data_processes: list[str] = (), split: str = "test", split_fraction: float = 1.0,
                  signal_xsec_uncertainty: float | None = None) -> PointInputs:

@@ -34,6 +34,7 @@ from analysis.results.likelihood import (
     FitSettings,
     FitSummary,
     point_inputs,
+    with_observed,
 )
 from processors.processor import process_label
 
@@ -104,7 +105,8 @@ def _fit_on_cluster(client, tasks: list, settings: FitSettings) -> list:
 
 def run_fit(config: AnalysisConfig, score_hist: hist.Hist, points: list[tuple[float, float]], outdir: str | Path,
             client=None, *, data_processes: list[str] | None = None,
-            signal_xsec_uncertainties: dict[str, float] | None = None) -> FitSummary | None:
+            signal_xsec_uncertainties: dict[str, float] | None = None,
+            observed: hist.Hist | None = None) -> FitSummary | None:
     """Fit every grid point ``(m_slepton, dm)`` of ``points``; write the workspaces and ``fit.json``.
 
     ``score_hist``: split x process x point x score (the scoring stage's). Background: every
@@ -118,6 +120,7 @@ def run_fit(config: AnalysisConfig, score_hist: hist.Hist, points: list[tuple[fl
         log.info("fit stage skipped: fit.enabled is false")
         return None
     settings = FitSettings.from_config(config)
+    score_hist = with_observed(score_hist, observed)
     labels = [point_name(m, d) for m, d in points]
     processes = list(score_hist.axes["process"])
     data = [p for p in (data_processes if data_processes is not None else [DATA_PROCESS]) if p in processes]

@@ -24,17 +24,25 @@ from analysis.core.fileset import check_all_events, inspect_fileset, preload_bra
 from nn.artifact import load_model
 from processors import WORKER_MODULES
 from processors.columns import AnalysisColumns
-from processors.scoring import ScoringProcessor, merge_chunks, process_labels
+from processors.scoring import (
+    ScoringProcessor,
+    data_process_labels,
+    merge_chunks,
+    process_labels,
+)
 
 
 @dataclass
 class ScoringResult:
-    """The score and control histograms, with the events read and scored per dataset."""
+    """The score and control histograms of the simulation, the observed (collision data) score
+    histogram, and the events read and scored per dataset. ``observed`` is None in the
+    histograms of an earlier version that did not score data."""
 
     score: hist.Hist
     control: dict[str, hist.Hist]
     n_events: dict[str, int]
     n_scored: dict[str, int]
+    observed: hist.Hist | None = None
 
 
 def run_scoring(
@@ -70,7 +78,8 @@ def run_scoring(
 def scoring_processor(config: AnalysisConfig, model_dir: str | Path, points: list[tuple[float, float]],
                       datasets: dict) -> ScoringProcessor:
     """The scoring processor of ``model_dir`` for the datasets of a (normalised) fileset."""
-    return ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), load_model)
+    return ScoringProcessor(config, str(Path(model_dir).resolve()), points, process_labels(datasets), load_model,
+                            data_process_labels(datasets))
 
 
 def merge_scoring(scorer: ScoringProcessor, chunks: dict, n_input: dict[str, int]) -> ScoringResult:
@@ -79,13 +88,15 @@ def merge_scoring(scorer: ScoringProcessor, chunks: dict, n_input: dict[str, int
     merged = merge_chunks(chunks) if chunks else scorer.empty_output()
     check_all_events(n_input, merged["n_events"], "scored")
     return ScoringResult(merged["score"], merged["control"], dict(sorted(merged["n_events"].items())),
-                         dict(sorted(merged["n_scored"].items())))
+                         dict(sorted(merged["n_scored"].items())), merged["observed"])
 
 
 def save_histograms(path: str | Path, result: ScoringResult) -> Path:
     """Write the histograms and counts as JSON (uhi serialisation), atomically."""
     path = Path(path)
     payload = {"score": result.score, "control": result.control, "n_events": result.n_events, "n_scored": result.n_scored}
+    if result.observed is not None:
+        payload["observed"] = result.observed
     return write_text_atomic(path, json.dumps(payload, default=uhi_json.default))
 
 
@@ -97,4 +108,5 @@ def load_histograms(path: str | Path) -> ScoringResult:
         control={name: hist.Hist(h) for name, h in payload["control"].items()},
         n_events=payload["n_events"],
         n_scored=payload["n_scored"],
+        observed=hist.Hist(payload["observed"]) if "observed" in payload else None,
     )
