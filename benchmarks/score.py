@@ -34,6 +34,7 @@ from analysis.core.config import config_from_dict, default_config  # noqa: E402
 from analysis.core.fileset import load_fileset  # noqa: E402
 from analysis.stages.process import run_processing  # noqa: E402
 from analysis.stages.score import run_scoring  # noqa: E402
+from benchmarks.process import replicated  # noqa: E402
 from jobs.generate import generate_samples  # noqa: E402
 from nn.artifact import load_model  # noqa: E402
 from nn.data import read_feature_store  # noqa: E402
@@ -64,6 +65,9 @@ def main() -> None:
                         help="a fileset JSON of WW samples already made (e.g. benchmarks/process.py's); only the signal "
                              "is generated then")
     parser.add_argument("--signal-events", type=int, help="signal events (default: --chunksize)")
+    parser.add_argument("--replicate", type=int, default=1,
+                        help="score every file this many times (symbolic links under other names): the stage's fixed "
+                             "start (fileset inspection, the runner) spread over more events, without generating more")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -73,6 +77,10 @@ def main() -> None:
     fileset = load_fileset(generate_samples(config, show_progress=None))
     if args.background_fileset is not None:
         fileset.update(load_fileset(args.background_fileset))
+    links = tempfile.TemporaryDirectory(prefix="bsmscan-bench-links-")
+    if args.replicate > 1:
+        fileset = replicated(fileset, args.replicate, Path(links.name))
+        print(f"every file {args.replicate} times (symbolic links)")
     n_background = sum(e["metadata"]["nevents"] for e in fileset.values() if not e["metadata"].get("is_signal"))
     n_signal = sum(e["metadata"]["nevents"] for e in fileset.values() if e["metadata"].get("is_signal"))
     print(f"samples: {n_background} WW + {n_signal} signal events ({time.perf_counter() - start:.0f} s to generate or find)")
