@@ -30,15 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.core.config import config_from_dict, default_config  # noqa: E402
-from analysis.core.fileset import load_fileset  # noqa: E402
-from analysis.stages.process import run_processing  # noqa: E402
-from analysis.stages.score import run_scoring  # noqa: E402
-from benchmarks.process import replicated  # noqa: E402
-from jobs.generate import generate_samples  # noqa: E402
-from nn.artifact import load_model  # noqa: E402
-from nn.data import read_feature_store  # noqa: E402
-from nn.train import train_from_store  # noqa: E402
+from analysis.core.config import config_from_dict, default_config
+from analysis.core.fileset import load_fileset
+from analysis.stages.process import run_processing
+from analysis.stages.score import run_scoring
+from benchmarks.process import replicated
+from jobs.generate import generate_samples
+from nn.artifact import load_model
+from nn.data import read_feature_store
+from nn.train import train_from_store
 
 
 def benchmark_config(n_background: int, chunksize: int, n_signal: int | None = None, with_background: bool = True):

@@ -67,16 +67,21 @@ def cached_model(loader, directory: str):
     return _MODELS[key]
 
 
-def data_process_labels(fileset: dict) -> list[str]:
-    """Sorted process labels of the collision-data datasets of a (normalised) fileset."""
+def _labels(fileset: dict, is_data: bool) -> list[str]:
     return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()
-                   if entry.get("metadata", {}).get("is_data", False)})
+                   if bool(entry.get("metadata", {}).get("is_data", False)) == is_data})
+
+
+def data_process_labels(fileset: dict) -> list[str]:
+    """Sorted process labels of the collision-data datasets of a (normalised) fileset (the
+    ``observed`` histogram's processes)."""
+    return _labels(fileset, is_data=True)
 
 
 def process_labels(fileset: dict) -> list[str]:
-    """Sorted process labels of the simulated datasets of a (normalised) fileset (data are not scored)."""
-    return sorted({process_label(name, entry.get("metadata", {})) for name, entry in fileset.items()
-                   if not entry.get("metadata", {}).get("is_data", False)})
+    """Sorted process labels of the simulated datasets of a (normalised) fileset (the ``score``
+    histogram's processes)."""
+    return _labels(fileset, is_data=False)
 
 
 def score_histogram(processes: list[str], points: list[str], n_bins: int) -> hist.Hist:

@@ -40,6 +40,7 @@ from analysis.results.likelihood import (
     ess_binning,
     point_inputs,
     rebin,
+    with_observed,
 )
 from analysis.stages.fit import (
     FitConfigError,
@@ -422,6 +423,26 @@ def test_unknown_normalisation_process_is_a_config_error(tmp_path):
     config = fit_config(process_normalisation_uncertainties={"QCD": 0.2})
     with pytest.raises(FitConfigError, match="QCD"):
         run_fit(config, synthetic_histogram(POINTS[:1]), POINTS[:1], tmp_path)
+
+
+def test_observed_data_join_the_test_split_and_a_shared_label_is_refused(tmp_path):
+    from processors.scoring import observed_histogram
+
+    histogram = synthetic_histogram(POINTS[:1])
+    label = point_name(*POINTS[0])
+    observed = observed_histogram(["data"], [label], histogram.axes["score"].size)
+    observed.fill(process="data", point=label, score=[0.05, 0.55, 0.95, 0.96])
+    combined = with_observed(histogram, observed)
+    assert list(combined.axes["process"]) == [*histogram.axes["process"], "data"]
+    assert combined[{"process": "data", "point": label, "split": "test"}].values().tolist() == \
+        observed[{"process": "data", "point": label}].values().tolist()
+    assert combined[{"process": "data", "split": "train"}].sum().value == 0
+    inputs = point_inputs(combined, label, *POINTS[0], list(BACKGROUNDS), ["data"])
+    assert inputs.data.sum() == 4 and np.array_equal(inputs.signal, point_inputs(histogram, label, *POINTS[0],
+                                                                                list(BACKGROUNDS)).signal)
+    clashing = observed_histogram(["WW"], [label], histogram.axes["score"].size)
+    with pytest.raises(FitConfigError, match=r"share the process label\(s\) \['WW'\]"):
+        run_fit(fit_config(), histogram, POINTS[:1], tmp_path, observed=clashing)
 
 
 def test_disabled_fit_writes_nothing(tmp_path):

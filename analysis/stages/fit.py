@@ -120,6 +120,11 @@ def run_fit(config: AnalysisConfig, score_hist: hist.Hist, points: list[tuple[fl
         log.info("fit stage skipped: fit.enabled is false")
         return None
     settings = FitSettings.from_config(config)
+    if observed is not None:
+        clash = sorted(set(observed.axes["process"]) & set(score_hist.axes["process"]))
+        if clash:
+            raise FitConfigError(f"collision data and simulation share the process label(s) {clash}: give the "
+                                 "data datasets a process of their own in the fileset metadata (e.g. \"data\")")
     score_hist = with_observed(score_hist, observed)
     labels = [point_name(m, d) for m, d in points]
     processes = list(score_hist.axes["process"])
