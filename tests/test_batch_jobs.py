@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import awkward as ak
@@ -15,15 +17,10 @@ import pytest
 import yaml
 
 from analysis.core.config import config_from_dict, default_config
-from jobs.batch import (
-    BatchError,
-    BatchPaths,
-    run_merge_process,
-    run_merge_samples,
-    run_plan,
-    run_process,
-)
+from jobs.batch import BatchError, BatchPaths
 from jobs.plan import PlanError, read_plan
+from jobs.steps.generation import run_merge_samples
+from jobs.steps.selection import run_merge_process, run_plan, run_process
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning:coffea.*")
 
@@ -166,7 +163,7 @@ def test_plan_round_trips_and_slots_cover_every_chunk_once(batch_run):
 
 
 def test_merge_samples_refuses_missing_generation_outputs_by_job(tmp_path):
-    from jobs.batch import run_generate
+    from jobs.steps.generation import run_generate
     from tests.conftest import small_config
 
     config = small_config(tmp_path / "cache")
@@ -231,3 +228,14 @@ def test_local_dag_run_equals_the_dask_pipeline(tmp_path):
     for batch_point, dask_point in zip(batch_fit["points"], dask_fit["points"]):  # same workspace, same minimiser
         assert batch_point["expected_limit"] == pytest.approx(dask_point["expected_limit"], rel=2e-5)
     assert (batch_out / "index.html").exists()
+
+
+def test_a_generation_node_imports_neither_the_network_nor_the_likelihood_packages():
+    """``jobs.batch`` imports only the module of the step it runs: a generation node (most nodes
+    of a run) loads no JAX, pyhf or matplotlib, which the later steps need."""
+    probe = ("import sys\nfrom jobs import batch\nbatch.step_module('generate')\n"
+             "print(sorted(m for m in ('jax', 'pyhf', 'matplotlib', 'flax') if m in sys.modules))\n"
+             "batch.step_module('fit')\nprint('pyhf' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True", out

@@ -39,6 +39,7 @@ LAYERS = (
     ("processors", 2, "processors"),
     ("nn", 2, "nn"),
     ("jobs.batch", 4, "orchestration"),
+    ("jobs.steps", 4, "orchestration"),
     ("jobs.plan", 4, "orchestration"),
     ("jobs.dag", 4, "orchestration"),
     ("jobs.dag_local", 4, "orchestration"),
