@@ -20,12 +20,15 @@ def run_node_chunks(processor_instance, plan, slot: int, slots: int, partials: P
 
 
 def single_result(output: dict, chunk) -> dict:
+    """The processor's output of ``chunk`` (its one key), refused if it returned other chunks."""
     if list(output) != [chunk.key]:
         raise PlanError(f"the processor returned chunk(s) {sorted(output)} for chunk {chunk.describe()}")
     return output[chunk.key]
 
 
 def slot_namer(plan, step: str, slots: int | None):
+    """A function naming the ``step`` node that ran a chunk (for a merge's messages); None
+    without ``slots``."""
     if not slots:
         return None
     index = {chunk.key: i for i, chunk in enumerate(plan.chunks)}
