@@ -26,6 +26,7 @@ import numpy as np
 
 from analysis.core.config import AnalysisConfig
 from analysis.core.errors import UserError
+from analysis.core.statistics import effective_sample_size
 
 #: Process label of collision data on the score histogram's process axis (by default).
 DATA_PROCESS = "data"
@@ -110,22 +111,17 @@ class PointInputs:
 
 
 def with_observed(score: hist.Hist, observed: hist.Hist | None) -> hist.Hist:
-    """``score`` (split x process x point x score) with the collision data of ``observed``
-    (data process x point x score, the scoring stage's) added as processes of the test split:
-    the form :func:`point_inputs` reads data from. ``score`` itself when ``observed`` is None or
-    holds no data process."""
+    """``score`` (split x process x point x score) with the collision data of ``observed`` (data
+    process x point x score, the scoring stage's; labels not on ``score``'s process axis) added
+    as processes of the test split, where :func:`point_inputs` reads data from."""
     if observed is None or not len(observed.axes["process"]):
         return score
-    data = [p for p in observed.axes["process"] if p not in score.axes["process"]]
-    if len(data) < len(observed.axes["process"]):
-        raise ValueError(f"data process labels {list(observed.axes['process'])} clash with simulated ones")
-    processes = [*score.axes["process"], *data]
+    processes, n_simulated = [*score.axes["process"], *observed.axes["process"]], len(score.axes["process"])
     combined = hist.Hist(score.axes["split"], hist.axis.StrCategory(processes, name="process"), score.axes["point"],
                          score.axes["score"], storage=hist.storage.Weight())
-    # in-range bins only: the scoring stage clips scores into [0, 1), so no flow bin holds entries
-    view, n_simulated = combined.view(), len(score.axes["process"])
+    view = combined.view()  # in-range bins: the scoring stage clips scores into [0, 1), no flow bin is filled
     view[:, :n_simulated] = score.view()
-    points = [observed.axes["point"].index(p) for p in score.axes["point"]]  # same points, the score's order
+    points = [observed.axes["point"].index(p) for p in score.axes["point"]]  # the score's order of points
     view[score.axes["split"].index("test"), n_simulated:] = observed.view()[:, points]
     return combined
 
@@ -163,17 +159,6 @@ def point_inputs(score: hist.Hist, label: str, m_slepton: float, dm: float, back
 
 
 # ------------------------------------------------------------------------- binning
-
-
-def effective_sample_size(sumw, sumw2) -> np.ndarray:
-    """ESS = (sum w)^2 / sum w^2, 0 where sum w^2 is 0.
-
-    >>> effective_sample_size([4.0, 0.0], [2.0, 0.0]).tolist()
-    [8.0, 0.0]
-    """
-    sumw, sumw2 = np.asarray(sumw, dtype=float), np.asarray(sumw2, dtype=float)
-    safe = np.where(sumw2 > 0, sumw2, 1.0)
-    return np.where(sumw2 > 0, sumw**2 / safe, 0.0)
 
 
 def ess_binning(background, background_sumw2, min_ess: float, max_bins: int | None = None) -> np.ndarray:
