@@ -44,7 +44,7 @@ import uproot
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.core.chunking import chunk_size
-from analysis.core.config import config_from_dict, default_config
+from analysis.core.config import config_from_dict, default_config, plain_production
 from analysis.core.fileset import load_fileset, required_branches
 from analysis.stages.process import run_processing
 from benchmarks.peer_coffea import CUTS, GeneratedNanoAODSchema, PeerProcessor
@@ -57,9 +57,7 @@ def benchmark_config(n_events: int, chunksize: int | None, events_per_file: int 
     # The plain production (no generator filter: fast to make) with pt_bias_power 4, which fills
     # the MET tail most (throughput is what is measured here, as in issue 17's figures).
     data["samples"].update(signal_grid=[], backgrounds=["WW"], background_events=n_events, events_per_job=events_per_file,
-                           background_events_per_process={}, pt_bias_power=4.0, pt_bias_power_per_process={},
-                           truth_met_filter={**data["samples"]["truth_met_filter"], "enabled": False},
-                           leptonic_taus=[], btag_veto_weights=[])
+                           **plain_production(data["samples"]), pt_bias_power=4.0)
     data["executor"]["chunksize"] = chunksize
     return config_from_dict(data, source="benchmark")
 

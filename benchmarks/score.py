@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.core.config import config_from_dict, default_config
+from analysis.core.config import config_from_dict, default_config, plain_production
 from analysis.core.fileset import load_fileset
 from analysis.stages.process import run_processing
 from analysis.stages.score import run_scoring
@@ -46,10 +46,8 @@ def benchmark_config(n_background: int, chunksize: int, n_signal: int | None = N
     grid = data["samples"]["signal_grid"]
     data["samples"].update(signal_grid=[{"m_slepton": 200, "dm": 40}], backgrounds=["WW"] if with_background else [],
                            background_events=n_background, signal_events=n_signal or chunksize, events_per_job=chunksize,
-                           pt_bias_power=4.0, background_events_per_process={}, pt_bias_power_per_process={},
                            # the plain production (fast to make): throughput is what is measured here
-                           truth_met_filter={**data["samples"]["truth_met_filter"], "enabled": False},
-                           leptonic_taus=[], btag_veto_weights=[])  # (truth b-tagging needs a b-veto cut)
+                           **plain_production(data["samples"]), pt_bias_power=4.0)
     data["selection"]["cuts"] = {"two_leptons": "n_lepton == 2", "met": "met > 50"}
     data["executor"]["chunksize"] = chunksize
     data["training"].update(max_epochs=1)

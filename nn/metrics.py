@@ -13,23 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.core.metrics import weighted_roc_auc, weighted_roc_curve
+from analysis.core.metrics import event_arrays, weighted_roc_auc, weighted_roc_curve
 
 __all__ = ["binary_metrics", "weighted_accuracy", "weighted_precision", "weighted_roc_auc", "weighted_roc_curve"]
 
 
-def _arrays(scores: Any, labels: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels).ravel().astype(bool)
-    weights = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-    if not (scores.shape == labels.shape == weights.shape):
-        raise ValueError(f"scores, labels and weights differ in length: {scores.shape}, {labels.shape}, {weights.shape}")
-    return scores, labels, weights
-
-
 def weighted_precision(predicted: Any, labels: Any, weights: Any = None) -> float:
     """Weighted precision: sum w over true positives / sum w over predicted positives (NaN if none)."""
-    predicted, labels, weights = _arrays(predicted, labels, weights)
+    predicted, labels, weights = event_arrays(predicted, labels, weights)
     predicted = predicted.astype(bool)
     denominator = np.sum(weights[predicted])
     return float(np.sum(weights[predicted & labels]) / denominator) if denominator != 0 else float("nan")

@@ -43,31 +43,15 @@ def _sort_descending(order, keys, start, stop):
         order[j] = moving
 
 
-@numba.njit(cache=True, nogil=True)
-def _select_descending(offsets, mask, keys):
-    n_events = len(offsets) - 1
-    out_offsets = np.empty(n_events + 1, dtype=np.int64)
-    out_offsets[0] = 0
-    order = np.empty(len(keys), dtype=np.int64)
-    out = 0
-    for event in range(n_events):
-        start = out
-        for i in range(offsets[event], offsets[event + 1]):
-            if mask[i]:
-                order[out] = i
-                out += 1
-        out_offsets[event + 1] = out
-        _sort_descending(order, keys, start, out)
-    return out_offsets, order[:out]
-
-
 def select_descending(offsets: np.ndarray, mask: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The objects where ``mask`` is true, each event's ordered by ``keys``, largest first (stable).
 
     ``offsets``: n_events + 1 entries from 0. Returns the new offsets and, for every kept
     object, its flat index into the inputs.
     """
-    return _select_descending(np.asarray(offsets, dtype=np.int64), np.asarray(mask, dtype=np.bool_), np.asarray(keys))
+    offsets = np.asarray(offsets, dtype=np.int64)
+    none = np.zeros(len(offsets), dtype=np.int64)  # the merge with an empty second collection
+    return _merge_descending(offsets, np.asarray(mask, dtype=np.bool_), none, np.zeros(0, dtype=np.bool_), np.asarray(keys))
 
 
 def descending_order(offsets: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.core.config import config_from_dict, default_config
+from analysis.core.config import config_from_dict, default_config, plain_production
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,12 +32,8 @@ def small_config(cache_dir: Path, **sample_overrides):
         # the plain production (no generator filter, no forced tau decays, no truth tagging;
         # pT-hat bias power 2 on the backgrounds so that a few of their events pass MET > 200):
         # tests that want the targeted production ask for it
-        background_events_per_process={},
+        **plain_production(data["samples"]),
         pt_bias_power=2.0,
-        pt_bias_power_per_process={},
-        leptonic_taus=[],
-        btag_veto_weights=[],
-        truth_met_filter={**data["samples"]["truth_met_filter"], "enabled": False},
     )
     data["samples"].update(sample_overrides)
     return config_from_dict(data, source="tests")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["binned_ks_statistic", "binned_roc", "weighted_roc_auc", "weighted_roc_curve"]
+__all__ = ["binned_ks_statistic", "binned_roc", "event_arrays", "weighted_roc_auc", "weighted_roc_curve"]
 
 
 def _bin_pair(names: tuple[str, str], first: Any, second: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -62,13 +62,20 @@ def binned_roc(signal_counts: Any, background_counts: Any) -> tuple[np.ndarray, 
     return _roc_of_bins(*_bin_pair(("signal_counts", "background_counts"), signal_counts, background_counts))
 
 
-def _binned_events(scores: Any, labels: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-event scores as bins, one per distinct score: (scores ascending, signal, background weight)."""
+def event_arrays(scores: Any, labels: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores as float64, labels as bool, weights as float64, 1 where None)``, flat and of one
+    length (a ValueError names the lengths otherwise)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel().astype(bool)
     weights = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if not (scores.shape == labels.shape == weights.shape):
         raise ValueError(f"scores, labels and weights differ in length: {scores.shape}, {labels.shape}, {weights.shape}")
+    return scores, labels, weights
+
+
+def _binned_events(scores: Any, labels: Any, weights: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-event scores as bins, one per distinct score: (scores ascending, signal, background weight)."""
+    scores, labels, weights = event_arrays(scores, labels, weights)
     distinct, bin_of_event = np.unique(scores, return_inverse=True)
     signal = np.bincount(bin_of_event, weights=np.where(labels, weights, 0.0), minlength=distinct.size)
     background = np.bincount(bin_of_event, weights=np.where(labels, 0.0, weights), minlength=distinct.size)

@@ -66,6 +66,7 @@ from analysis.core.config.samples import (  # noqa: F401 (the public API)
     SamplesConfig,
     SignalPoint,
     TruthMetFilterConfig,
+    plain_production,
 )
 from analysis.core.config.search import (  # noqa: F401 (the public API)
     SEARCH_PARAMETERS,
