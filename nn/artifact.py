@@ -31,7 +31,7 @@ import numpy as np
 
 from analysis.core.errors import UserError
 from analysis.core.names import point_name
-from nn.model import build_model, signal_probability
+from nn.model import build_model_from_record, signal_probability
 from nn.scaler import Standardizer
 from nn.split import assign_split
 from nn.table_transform import InputTransform
@@ -160,7 +160,7 @@ class TrainedModel:
         self.metadata = metadata
         self.directory = directory
         network = metadata["network"]
-        self.network = build_model(network["hidden_layers"], network["activation"], network["dropout"], network["n_outputs"])
+        self.network = build_model_from_record(network)
         self.params = params
         self.feature_names: tuple[str, ...] = tuple(metadata["feature_names"])
         self.input_names: tuple[str, ...] = tuple(metadata["input_names"])
@@ -360,7 +360,7 @@ def _load_single(directory: Path) -> TrainedModel:
         raise ArtifactError(f"model weights {weights_path} are not valid flax msgpack: {error}") from None
     try:
         network = metadata["network"]
-        model = build_model(network["hidden_layers"], network["activation"], network["dropout"], network["n_outputs"])
+        model = build_model_from_record(network)
         template = jax.eval_shape(
             lambda: model.init(jax.random.key(0), jnp.zeros((1, len(metadata["input_names"])), jnp.float32))["params"]
         )

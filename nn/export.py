@@ -8,7 +8,9 @@ so that C++ frameworks (ONNX Runtime in CMSSW or Athena, ROOT's SOFIE) run it as
   the grid point to evaluate at, one value per row);
 - output ``signal_probability``: float32 ``(batch,)`` (sigmoid of the logit for a binary
   network, the softmax probability of the signal class for a multiclass one);
-- the standardisation of the training split, ``(x - mean) / std``, is folded into the graph.
+- the standardisation of the training split, ``(x - mean) / std``, is folded into the graph;
+- an ensemble (``model.ensemble_members``) is one graph: its members one after the other,
+  then the mean probability.
 
 The conversion is done by ``jax2onnx`` from the same jitted forward function that bsmscan
 scores with; the input names, the scaler and the classes are also written into the ONNX
@@ -30,7 +32,7 @@ import numpy as np
 from analysis.core.cli import run_command
 from analysis.core.errors import UserError
 from nn.artifact import ModelSet, TrainedModel, load_model
-from nn.model import signal_probability
+from nn.model import apply_unrolled, signal_probability
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def _forward(model: TrainedModel):
     network, params = model.network, model.params
 
     def forward(x):
-        logits = network.apply({"params": params}, (x - mean) * inverse_std, train=False)
+        logits = apply_unrolled(network, params, (x - mean) * inverse_std)
         return signal_probability(logits)
 
     return forward

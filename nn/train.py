@@ -160,7 +160,8 @@ def train_classifier(
         config = apply_preset(config, preset)
     seed = training_seed(config)
     data = prepare(table, config.model, config.training, seed, points, parametrised)
-    network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs)
+    network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs,
+                          config.model.input_encoding_bins, config.model.ensemble_members)
     spec = loss_spec(config)
     if log.isEnabledFor(level):
         counts = data.summary["events"]
@@ -186,6 +187,8 @@ def train_classifier(
             "dropout": config.model.dropout,
             "n_outputs": data.n_outputs,
             "output": config.model.output,
+            "encoding_bins": config.model.input_encoding_bins,
+            "members": config.model.ensemble_members,
         },
         "feature_names": list(data.feature_names),
         "input_names": list(data.input_names),

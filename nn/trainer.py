@@ -4,7 +4,8 @@
   with a constant, cosine, exponential or warm-up + cosine learning-rate schedule; the
   learning rate is a runtime value in the optimiser state (``optax.inject_hyperparams``).
 * :func:`make_train_step` -- ``(state, x, target, weight, n_events, yield_scale, key, hyper) ->
-  (state, data_loss, logits)``: forward with dropout, weighted loss + L1/L2 penalty,
+  (state, data_loss, logits)``: forward with dropout, weighted loss (an ensemble's: the mean of
+  its members' losses) + L1/L2 penalty,
   gradient, optimiser update.  Pure: the state is passed in and returned.  The dropout keep
   probability and the L1/L2 constants come in ``hyper`` (:class:`Regularisation`), runtime
   values too.
@@ -50,6 +51,7 @@ from nn.metrics import (
 from nn.model import (
     MLP,
     _jitted_init,
+    combine_member_logits,
     init_params,
     signal_probability_numpy,
     weight_penalty,
@@ -124,8 +126,14 @@ def make_train_step(model: MLP, loss_spec: LossSpec, tx: optax.GradientTransform
 
     def train_step(state: TrainState, x, target, weight, n_events, yield_scale, key, hyper: Regularisation):
         def objective(params):
-            logits = model.apply({"params": params}, x, train=True, keep_prob=hyper.keep_prob, rngs={"dropout": key})
-            data_loss = loss_fn(logits, target, weight, n_events, yield_scale)
+            if model.members == 1:
+                logits = model.apply({"params": params}, x, train=True, keep_prob=hyper.keep_prob, rngs={"dropout": key})
+                data_loss = loss_fn(logits, target, weight, n_events, yield_scale)
+            else:  # an ensemble: each member on its own loss, the batch's logits those of the ensemble
+                member_logits = model.apply({"params": params}, x, train=True, keep_prob=hyper.keep_prob, per_member=True,
+                                            rngs={"dropout": key})
+                member_loss = jax.vmap(loss_fn, in_axes=(0, None, None, None, None))(member_logits, target, weight, n_events, yield_scale)
+                data_loss, logits = jnp.mean(member_loss), combine_member_logits(member_logits)
             penalty = weight_penalty(params, hyper.l1 if l1 else None, hyper.l2 if l2 else None)
             return data_loss + penalty, (data_loss, logits)
 

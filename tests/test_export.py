@@ -1,5 +1,5 @@
 """ONNX export: onnxruntime on the exported file gives bsmscan's scores on real (generated and
-selected) events, to 1e-5, for a binary, a multiclass and a parametrised network."""
+selected) events, to 1e-5, for a binary, a multiclass and a parametrised network, and ensembles with the piecewise-linear input encoding."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ VARIANTS = {
     "parametrised": {"model": {"parametrised": True, "output": "binary"}},
     "binary": {"model": {"parametrised": False, "output": "binary", "activation": "tanh"}},
     "multiclass": {"model": {"parametrised": False, "output": "multiclass", "activation": "elu"}},
+    "ensemble": {"model": {"parametrised": True, "output": "binary", "activation": "selu", "input_encoding_bins": 4,
+                           "ensemble_members": 3}},
+    "multiclass_ensemble": {"model": {"parametrised": False, "output": "multiclass", "ensemble_members": 2}},
 }
 
 

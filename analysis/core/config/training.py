@@ -38,6 +38,11 @@ class ModelConfig(_Section):
     l2: float = Field(default=0.0, ge=0, description="L2 penalty on the weight matrices (sum w^2)")
     output: Literal["binary", "multiclass"] = "binary"
     parametrised: bool = Field(default=True, description="signal masses are network inputs (Baldi et al. 2016)")
+    input_encoding_bins: StrictInt = Field(
+        default=0, ge=0, le=256,
+        description="0, or the bins of a piecewise-linear encoding of each input (for Gaussian-rank inputs; nn/model.py)")
+    ensemble_members: StrictInt = Field(
+        default=1, ge=1, le=64, description="networks trained side by side and averaged (their mean probability; nn/model.py)")
 
     @field_validator("hidden_layers")
     @classmethod
