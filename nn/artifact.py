@@ -31,6 +31,7 @@ import numpy as np
 
 from analysis.core.errors import UserError
 from analysis.core.names import point_name
+from nn.folds import FoldSet
 from nn.model import build_model_from_record, signal_probability
 from nn.scaler import Standardizer
 from nn.split import assign_split
@@ -169,6 +170,7 @@ class TrainedModel:
         self.signal_points: list[tuple[float, float]] = [(float(m), float(d)) for m, d in metadata["signal_points"]]
         self.split_fractions = tuple(metadata["split"]["fractions"])
         self.split_seed = int(metadata["split"]["seed"])
+        self.split_fold = metadata["split"].get("fold")  # None, or this network's fold of a cross-training
         self.metrics: dict[str, Any] = metadata.get("metrics", {})
         self.history: list[dict[str, Any]] = metadata.get("history", [])
         self.scaler = Standardizer.from_dict(metadata["scaler"])
@@ -254,7 +256,14 @@ class TrainedModel:
 
     def assign_split(self, dataset, event, dataset_names: Sequence[str] | None = None) -> np.ndarray:
         """The train/val/test code of events with the split settings this model was trained with."""
-        return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names)
+        return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names,
+                            fold=self.split_fold)
+
+    def score_events(self, features, points, feature_names, dataset, event, dataset_names=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores (n_points, n), split codes (n,))`` of events: :meth:`score_points` and
+        :meth:`assign_split` (what the scoring stage calls; a :class:`~nn.folds.FoldSet` has the same)."""
+        return (self.score_points(features, points, feature_names=feature_names),
+                self.assign_split(dataset, event, dataset_names=dataset_names))
 
 
 @functools.lru_cache(maxsize=32)
@@ -311,6 +320,11 @@ class ModelSet:
     def assign_split(self, dataset, event, dataset_names: Sequence[str] | None = None) -> np.ndarray:
         """As :meth:`TrainedModel.assign_split` (all members share the split settings)."""
         return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names)
+
+    def score_events(self, features, points, feature_names, dataset, event, dataset_names=None) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`TrainedModel.score_events`."""
+        return (self.score_points(features, points, feature_names=feature_names),
+                self.assign_split(dataset, event, dataset_names=dataset_names))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -376,8 +390,9 @@ def _load_single(directory: Path) -> TrainedModel:
         raise ArtifactError(f"{directory / METADATA_FILE}: {error}") from None
 
 
-def load_model(directory: str | Path) -> TrainedModel | ModelSet:
-    """Load an artifact directory: a :class:`TrainedModel`, or a :class:`ModelSet` if it has ``index.json``."""
+def load_model(directory: str | Path) -> TrainedModel | ModelSet | FoldSet:
+    """Load an artifact directory: a :class:`TrainedModel`, a :class:`ModelSet` if it has
+    ``index.json``, or a :class:`~nn.folds.FoldSet` if its ``model.json`` lists cross-trained folds."""
     directory = Path(directory)
     if (directory / INDEX_FILE).exists():
         index = _read_json(directory / INDEX_FILE)
@@ -389,4 +404,16 @@ def load_model(directory: str | Path) -> TrainedModel | ModelSet:
         return ModelSet(models, directory)
     if not (directory / METADATA_FILE).exists():
         raise ArtifactError(f"{directory} is not a model artifact: no {METADATA_FILE} or {INDEX_FILE}")
-    return _load_single(directory)
+    last = _load_single(directory)
+    cross = last.metadata.get("cross_training")
+    if cross is None:
+        return last
+    members = cross.get("members") if isinstance(cross, dict) else None
+    if not isinstance(members, list) or len(members) + 1 != cross.get("folds"):
+        raise ArtifactError(f"{directory / METADATA_FILE}: cross_training needs 'folds' and the paths of the other folds' networks")
+    models = [_load_single(_inside(directory, path, f"fold {fold} path", directory / METADATA_FILE))
+              for fold, path in enumerate(members)]
+    try:
+        return FoldSet([*models, last], directory)
+    except ValueError as error:
+        raise ArtifactError(f"{directory}: {error}") from None

@@ -32,6 +32,7 @@ import numpy as np
 from analysis.core.cli import run_command
 from analysis.core.errors import UserError
 from nn.artifact import ModelSet, TrainedModel, load_model
+from nn.folds import FoldSet
 from nn.model import apply_unrolled, signal_probability
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,11 @@ def export_model(model: TrainedModel, out: str | Path) -> Path:
 
 
 def export(model_dir: str | Path, out: str | Path) -> list[Path]:
-    """Export the model folder ``model_dir`` (one network, or one per grid point); returns the files."""
+    """Export the model folder ``model_dir`` (one network, or one per grid point or per
+    cross-training fold: ``<stem>_<point>.onnx``, ``<stem>_fold_<j>.onnx``); returns the files."""
     model = load_model(model_dir)
     out = Path(out)
-    if isinstance(model, ModelSet):
+    if isinstance(model, (ModelSet, FoldSet)):
         return [export_model(member, out.with_name(f"{out.stem}_{name}{out.suffix or '.onnx'}"))
                 for name, member in sorted(model.models.items())]
     return [export_model(model, out)]

@@ -172,8 +172,10 @@ def prepare_training_data(
     seed: int,
     points: Sequence[tuple[float, float]] | None = None,
     parametrised: bool | None = None,
+    fold: int | None = None,
 ) -> PreparedData:
-    """Split, weight, parametrise and standardise ``table`` for training (see the module doc).
+    """Split, weight, parametrise and standardise ``table`` for training (see the module doc);
+    ``fold``: the splits of that fold of a cross-training (:func:`nn.split.assign_split`).
 
     ``points`` (default: ``training_config.signal_points`` or every point in the table) are the
     signal grid points to use; ``parametrised`` overrides ``model_config.parametrised``.
@@ -192,7 +194,7 @@ def prepare_training_data(
         raise ValueError(f"feature store {table.source}: there are no background events")
     split = assign_split(
         table.dataset[rows], table.event[rows], training_config.split_fractions,
-        seed=training_config.split_seed, dataset_names=table.dataset_names,
+        seed=training_config.split_seed, dataset_names=table.dataset_names, fold=fold,
     )
     target, classes = _targets(table, rows, multiclass)
     is_signal = table.label[rows] == 1

@@ -13,6 +13,13 @@ BLAKE2b digest of ``"<seed>:<dataset name>"``; its top 53 bits give a uniform nu
 u in [0, 1), and u < f_train is train, u < f_train + f_val validation, else test.  Everything
 is vectorised numpy (no per-event Python loop).  :func:`event_uniform` exposes u itself, with
 a ``purpose`` salt, for other per-event deterministic draws (e.g. background parameters).
+
+**Cross-training** (``training.folds = k``, with a test fraction of exactly 1/k): u cut into k
+equal slices gives each event its fold, :func:`event_fold` = floor(k u).  The network of fold j
+is tested on the events of slice j and trained / validated on the others, which are split by
+their position counted from the end of slice j (so each fold's train and validation fractions
+are those of the config); every event is in the test split of exactly one fold's network, and
+the score histograms hold all events instead of a fifth.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ __all__ = [
     "VALIDATION",
     "assign_split",
     "dataset_hash",
+    "event_fold",
+    "fold_count",
     "event_uniform",
     "splitmix64",
 ]
@@ -95,18 +104,48 @@ def assign_split(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     dataset_names: Sequence[str] | None = None,
+    fold: int | None = None,
 ) -> np.ndarray:
     """Split code per event (:data:`TRAIN` 0, :data:`VALIDATION` 1, :data:`TEST` 2) as int8.
 
     ``fractions`` are (train, validation, test) and must sum to 1; ``seed`` is the config's
     ``training.split_seed`` (stored in the model artifact, so scoring can reproduce it).
-    See :func:`event_uniform` for the accepted forms of ``dataset``.
+    ``fold``: the split of that fold's network in a cross-training of ``1 / fractions[2]``
+    folds (module doc).  See :func:`event_uniform` for the accepted forms of ``dataset``.
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"split fractions must be three numbers >= 0 summing to 1, got {fractions}")
     u = event_uniform(dataset, event, seed=seed, purpose="split", dataset_names=dataset_names)
-    split = np.full(u.shape, TEST, dtype=np.int8)
-    split[u < fractions[0] + fractions[1]] = VALIDATION
-    split[u < fractions[0]] = TRAIN
+    if fold is None:
+        split = np.full(u.shape, TEST, dtype=np.int8)
+        split[u < fractions[0] + fractions[1]] = VALIDATION
+        split[u < fractions[0]] = TRAIN
+        return split
+    folds = fold_count(fractions)
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} is not one of the {folds} folds of test fraction {fractions[2]}")
+    # the position in [0, 1 - 1/k) counted from the end of this fold's slice; the test events by their fold
+    position = np.mod(u - (fold + 1) / folds, 1.0)
+    split = np.where(position < fractions[0], TRAIN, VALIDATION).astype(np.int8)
+    split[_fold_of(u, folds) == fold] = TEST
     return split
+
+
+def fold_count(fractions: Sequence[float]) -> int:
+    """The number of cross-training folds of split ``fractions``: 1 / test fraction, which must
+    be a whole number >= 2."""
+    test = float(fractions[2])
+    folds = round(1.0 / test) if test > 0 else 0
+    if folds < 2 or abs(folds * test - 1.0) > 1e-6:
+        raise ValueError(f"cross-training needs a test fraction of 1/k for k >= 2 folds, got {test}")
+    return folds
+
+
+def event_fold(dataset, event, folds: int, seed: int = 0, dataset_names: Sequence[str] | None = None) -> np.ndarray:
+    """The cross-training fold (0 .. ``folds`` - 1) of each event: floor(folds * u), int8."""
+    return _fold_of(event_uniform(dataset, event, seed=seed, purpose="split", dataset_names=dataset_names), folds)
+
+
+def _fold_of(u: np.ndarray, folds: int) -> np.ndarray:
+    return np.minimum((u * folds).astype(np.int64), folds - 1).astype(np.int8)

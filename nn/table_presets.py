@@ -66,7 +66,7 @@ def table_preset_names() -> list[str]:
 
 def apply_table_preset(config: AnalysisConfig, name: str | None) -> tuple[AnalysisConfig, str]:
     """``(config with the preset applied, input transform)``; also sets what every table
-    network is: binary, not parametrised, one network (no per-point training)."""
+    network is: binary, not parametrised, one network (no per-point training, no folds)."""
     data = config.model_dump(mode="json")
     transform = "none"
     if name is not None:
@@ -79,5 +79,5 @@ def apply_table_preset(config: AnalysisConfig, name: str | None) -> tuple[Analys
     if transform not in TRANSFORMS:
         raise ValueError(f"preset {name}: unknown input transform {transform!r}")
     data["model"].update(parametrised=False, output="binary")
-    data["training"].update(per_point=False, signal_points=None)
+    data["training"].update(per_point=False, signal_points=None, folds=1)
     return config_from_dict(data, source=f"table training{f' with preset {name}' if name else ''}"), transform

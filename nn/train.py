@@ -143,6 +143,7 @@ def train_classifier(
     verbose: bool = True,
     on_epoch: Callable[[MLP, Any, PreparedData, dict], None] | None = None,
     prepare: Callable[..., PreparedData] = prepare_training_data,
+    fold: int | None = None,
 ) -> TrainingResult:
     """Train one network on ``table`` with the ``model``/``training`` sections of ``config``.
 
@@ -152,14 +153,15 @@ def train_classifier(
     ``verbose``).  ``on_epoch(network, params, data, entry)`` is called after every epoch with
     its history entry (it may raise to stop the training, as a search's pruner does).
     ``prepare`` turns ``table`` into the splits (default :func:`nn.prepare.prepare_training_data`;
-    :func:`nn.table_prepare.prepare_table_data` for a plain table).
+    :func:`nn.table_prepare.prepare_table_data` for a plain table).  ``fold``: train the network
+    of that fold of a cross-training (``training.folds``; its seed is the training seed + fold).
     Returns a :class:`TrainingResult` (call ``.save(dir)``).
     """
     level = logging.INFO if verbose else logging.DEBUG
     if preset is not None:
         config = apply_preset(config, preset)
-    seed = training_seed(config)
-    data = prepare(table, config.model, config.training, seed, points, parametrised)
+    seed = training_seed(config) + (fold or 0)
+    data = prepare(table, config.model, config.training, seed, points, parametrised, **({} if fold is None else {"fold": fold}))
     network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs,
                           config.model.input_encoding_bins, config.model.ensemble_members)
     spec = loss_spec(config)
@@ -197,7 +199,8 @@ def train_classifier(
         "signal_points": [list(p) for p in data.signal_points],
         "point_probabilities": data.point_probabilities,
         "scaler": data.scaler.to_dict(),
-        "split": {"fractions": list(config.training.split_fractions), "seed": config.training.split_seed, "scheme": "splitmix64+blake2b v1"},
+        "split": {"fractions": list(config.training.split_fractions), "seed": config.training.split_seed, "scheme": "splitmix64+blake2b v1",
+                  "fold": fold, "folds": config.training.folds if fold is not None else 1},
         "preset": preset,
         "seed": seed,
         "loss": spec.__dict__,
@@ -246,6 +249,8 @@ def train_from_store(
         log.info("training on simulation only: %d collision-data events of the store left out", len(table) - len(simulated))
     table = simulated
     out = Path(out)
+    if config.training.folds > 1:
+        return _train_folds(table, out, config, preset, verbose)
     if not config.training.per_point:
         result = train_classifier(table, config, preset=None, verbose=verbose)
         result.metadata["preset"] = preset
@@ -268,6 +273,28 @@ def train_from_store(
         results.append(result)
     save_model_set(out, members)
     log.info("%d per-point models written to %s", len(results), out)
+    return results
+
+
+def _train_folds(table: FeatureTable, out: Path, config, preset: str | None, verbose: bool) -> list[TrainingResult]:
+    """A cross-training: the network of fold j in ``out/folds/<j>`` for j < k - 1 and the last
+    fold's at the top of ``out``, written last, whose ``model.json`` lists the others
+    (``cross_training``: what :func:`nn.artifact.load_model` reads as a :class:`nn.folds.FoldSet`)."""
+    folds = config.training.folds
+    results = []
+    for fold in range(folds):
+        log.info("--- cross-training fold %d of %d", fold + 1, folds)
+        result = train_classifier(table, config, preset=None, verbose=verbose, fold=fold)
+        result.metadata["preset"] = preset
+        results.append(result)
+    members = [f"folds/{fold}" for fold in range(folds - 1)]
+    for path, result in zip(members, results):
+        result.save(out / path)
+    test_auc = [r.metrics.get("test", {}).get("auc") for r in results]
+    results[-1].metadata["cross_training"] = {"folds": folds, "members": members, "test_auc": test_auc}
+    results[-1].save(out)
+    log.info("%d cross-trained networks written to %s (test AUC per fold: %s)", folds, out,
+             ", ".join(f"{auc:.4f}" for auc in test_auc if auc is not None))
     return results
 
 

@@ -124,8 +124,7 @@ class ScoringProcessor(processor.ProcessorABC):
     ``points``: the grid points (m_slepton, dm) to evaluate at.
     ``processes``: every simulated process label that will be filled (see :func:`process_labels`);
     ``data_processes``: those of the collision data (:func:`data_process_labels`).
-    ``model_loader``: a function of the model folder returning an object with ``score_points``
-    and ``assign_split`` (``nn.artifact.load_model``; passed in by the scoring stage so that
+    ``model_loader``: a function of the model folder returning an object with ``score_events`` (``nn.artifact.load_model``; passed in by the scoring stage so that
     the columnar layer does not depend on the network's), called once per worker process.
     """
 
@@ -178,13 +177,14 @@ class ScoringProcessor(processor.ProcessorABC):
         features = selected_features(selection, self.feature_names)
         names = list(features)
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
-        scores = model.score_points(matrix, self.points, feature_names=names)  # (points, events)
+        event_numbers = selected_event_numbers(events, metadata, rows)
+        # scores (points, events); a cross-trained model scores each event with the network of its fold
+        scores, split_codes = model.score_events(matrix, self.points, names, np.full(len(rows), dataset, dtype=object),
+                                                 event_numbers)
         if metadata.get("is_data", False):  # observed counts only (see the module docstring)
             for label, point_scores in zip(self.labels, scores):
                 output["observed"].fill(process=process_name, point=label, score=np.clip(point_scores, 0.0, 1.0 - 1e-7))
             return output
-        event_numbers = selected_event_numbers(events, metadata, rows)
-        split_codes = model.assign_split(np.full(len(rows), dataset, dtype=object), event_numbers)
         selected_weights = weights[rows]
         is_test = split_codes == SPLITS.index("test")
         # one fill per split with the split's name as a scalar: filling a string array costs 25x more

@@ -176,7 +176,7 @@ def test_multiclass_asimov_and_focal_variants_train(table):
 
 def test_per_point_training_and_cli(store, table, tmp_path, capsys):
     config = small_config(
-        max_epochs=2, per_point=True, signal_points=[{"m_slepton": 100, "dm": 10}, {"m_slepton": 300, "dm": 75}]
+        max_epochs=2, per_point=True, folds=1, signal_points=[{"m_slepton": 100, "dm": 10}, {"m_slepton": 300, "dm": 75}]
     )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config.model_dump(mode="json")))

@@ -85,9 +85,11 @@ def test_scored_events_and_weights_match_the_selection_stage(trained):
         label = point_name(meta["m_slepton"], meta["dm"]) if meta["is_signal"] else meta["process"]
         filled = result.score[{"point": first_point, "process": label}].sum(flow=True).value
         assert filled == pytest.approx(processing.cutflow[dataset]["sumw"][-1], rel=1e-9), dataset
-    # The deterministic split: about 60 / 20 / 20 % of the scored events by count.
+    # The default cross-training (5 folds): every scored event in the test split of its fold's network
+    assert config.training.folds == 5
     counts = {split: result.score[{"split": split, "point": first_point}].sum(flow=True).value for split in SPLITS}
-    assert all(value > 0 for value in counts.values())
+    assert counts["train"] == counts["validation"] == 0
+    assert counts["test"] == pytest.approx(sum(processing.cutflow[d]["sumw"][-1] for d in fileset), rel=1e-9)
 
 
 LOADED: list[str] = []

@@ -135,7 +135,7 @@ def run_fit(config: AnalysisConfig, score_hist: hist.Hist, points: list[tuple[fl
         raise FitConfigError(f"fit.process_normalisation_uncertainties names {unknown}, which are not background "
                              f"processes of the score histograms (background: {background})")
     uncertainties = signal_xsec_uncertainties or {}
-    split_fraction = config.training.split_fractions[2]
+    split_fraction = config.training.scored_fraction
     tasks = []
     for label, (m_slepton, dm) in zip(labels, points):
         try:

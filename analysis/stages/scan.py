@@ -20,7 +20,7 @@ def run_scan(config: AnalysisConfig, score: hist.Hist, points: list[tuple[float,
     background = [p for p in score.axes["process"] if p not in labels]
     grid = [(label, m, d) for label, (m, d) in zip(labels, points)]
     summary = scan_points(score, grid, background, config.scan, config.luminosity_fb,
-                          split="test", split_fraction=config.training.split_fractions[2])
+                          split="test", split_fraction=config.training.scored_fraction)
     if out is not None:
         write_json_atomic(out, summary.to_json(), indent=1)
     return summary

@@ -25,11 +25,15 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
     With ``search.use_best_model`` the best model of the finished search in
     ``search.directory`` (``python -m nn.search``) is copied there instead; with
     ``training.boost_rounds`` the network of the last round of boosting on errors
-    (:mod:`nn.boosting`) is saved, with every round's AUCs in ``model.json``.
+    (:mod:`nn.boosting`) is saved, with every round's AUCs in ``model.json``; with
+    ``training.folds`` the k cross-trained networks (:mod:`nn.folds`).
     """
     if config.search.use_best_model:
         if config.search.directory is None:
             raise UserError("search.use_best_model needs search.directory (the output folder of python -m nn.search)")
+        if config.training.folds > 1:
+            raise UserError("search.use_best_model copies one network; it cannot stand for a cross-training "
+                            f"(training.folds = {config.training.folds}): set training.folds to 1, or train here")
         source = best_model_directory(config.search.directory)
         if layout.model_dir.exists():
             shutil.rmtree(layout.model_dir)
@@ -46,8 +50,8 @@ def run_training(config: AnalysisConfig, layout: ResultsLayout) -> Path:
             train_baselines([boosted.final], layout.model_dir, config)  # trees beside the network: nn/baseline.py
         return layout.model_dir
     results = train_from_store(layout.store, layout.model_dir, config)
-    if config.training.baseline != "none":
-        train_baselines(results, layout.model_dir, config)  # trees beside the network: nn/baseline.py
+    if config.training.baseline != "none":  # trees beside the network (nn/baseline.py); for folds, the last one's
+        train_baselines(results[-1:] if config.training.folds > 1 else results, layout.model_dir, config)
     return layout.model_dir
 
 

@@ -8,6 +8,7 @@ from pydantic import (
     Field,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from analysis.core.config.base import (
@@ -100,6 +101,10 @@ class TrainingConfig(_Section):
         default=None, description="train on these grid points only; default: every signal point in the store"
     )
     per_point: bool = Field(default=False, description="train one (non-parametrised) network per grid point")
+    folds: StrictInt = Field(
+        default=1, ge=1, le=20,
+        description="cross-training: k networks, each tested on 1/k of the events (test fraction 1/k); every event is "
+        "scored by the one it was held out from, so the scan uses all events (nn/split.py, nn/folds.py)")
     eval_batch_size: StrictInt = Field(default=65536, gt=0, description="rows per forward pass when evaluating")
     baseline: Literal["none", "xgboost"] = Field(
         default="none", description="also train gradient-boosted trees on the same splits and weights (nn/baseline.py)"
@@ -113,6 +118,25 @@ class TrainingConfig(_Section):
         if fractions[0] <= 0 or fractions[1] <= 0:
             raise ValueError("the train and validation fractions must be > 0")
         return fractions
+
+    @model_validator(mode="after")
+    def _folds_fit_the_split(self) -> "TrainingConfig":
+        if self.folds > 1:
+            if abs(self.folds * self.split_fractions[2] - 1.0) > 1e-6:
+                raise ValueError(f"training.folds = {self.folds} needs a test fraction of 1/{self.folds} = "
+                                 f"{1 / self.folds:.6g} in split_fractions (each event is tested by one fold's "
+                                 f"network), got {self.split_fractions[2]}")
+            clash = [name for name, on in (("per_point", self.per_point), ("boost_rounds", self.boost_rounds > 0)) if on]
+            if clash:
+                raise ValueError(f"training.{clash[0]} cannot be combined with cross-training (training.folds = {self.folds}, "
+                                 "5 in the default analysis): set training.folds: 1 with it")
+        return self
+
+    @property
+    def scored_fraction(self) -> float:
+        """The fraction of all events the test split of the score histograms holds: 1 for a
+        cross-training (every event is in one fold's test split), else the test fraction."""
+        return 1.0 if self.folds > 1 else float(self.split_fractions[2])
 
     @field_validator("signal_points")
     @classmethod
