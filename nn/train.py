@@ -291,7 +291,8 @@ def _train_folds(table: FeatureTable, out: Path, config, preset: str | None, ver
     for path, result in zip(members, results):
         result.save(out / path)
     test_auc = [r.metrics.get("test", {}).get("auc") for r in results]
-    results[-1].metadata["cross_training"] = {"folds": folds, "members": members, "test_auc": test_auc}
+    train_auc = [r.fit.history[r.fit.best_epoch - 1]["train"]["auc"] for r in results]  # at the kept epoch
+    results[-1].metadata["cross_training"] = {"folds": folds, "members": members, "train_auc": train_auc, "test_auc": test_auc}
     results[-1].save(out)
     log.info("%d cross-trained networks written to %s (test AUC per fold: %s)", folds, out,
              ", ".join(f"{auc:.4f}" for auc in test_auc if auc is not None))

@@ -44,7 +44,7 @@ def store(small_samples, tmp_path_factory):
 def _trained(config, store, tmp_path, overrides):
     data = config.model_dump(mode="json")
     data["model"].update(hidden_layers=[16, 8], **overrides["model"])
-    data["training"].update(max_epochs=2)
+    data["training"].update(max_epochs=2, folds=1)  # one network, one ONNX file
     config = config_from_dict(data)
     train_from_store(store, tmp_path / "model", config)
     return load_model(tmp_path / "model")

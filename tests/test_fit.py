@@ -90,6 +90,7 @@ def fit_config(**fit):
     data = default_config().model_dump(mode="json")
     data["fit"].update({"max_bins": 3, **fit})
     data["scan"]["luminosities_fb"] = [139.0, 1000.0]
+    data["training"]["folds"] = 1  # the synthetic histograms are one network's test split (a fifth of the events)
     return config_from_dict(data, source="tests")
 
 

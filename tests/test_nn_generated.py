@@ -29,7 +29,7 @@ def test_network_trained_on_generated_samples_separates_signal(tmp_path):
     data = config.model_dump(mode="json")
     data["selection"]["cuts"] = {"two_leptons": "n_lepton == 2", "met": "met > 80",
                                  "opposite_charge": "lep1_charge * lep2_charge < 0"}
-    data["training"].update(max_epochs=15, patience=4)
+    data["training"].update(max_epochs=15, patience=4, folds=1)
     config = config_from_dict(data)
     manifest = generate_samples(config, workers=2, show_progress=False)
     processing = run_processing(config, tmp_path / "store", executor="iterative", fileset=load_fileset(manifest))

@@ -287,6 +287,7 @@ def test_cli_and_pipeline_use_the_best_model(store, tmp_path, capsys):
 
     data = search_config().model_dump(mode="json")
     data["search"].update(use_best_model=True, directory=str(out))
+    data["training"]["folds"] = 1  # the best model is one network
     pipeline = Pipeline(config_from_dict(data), tmp_path / "analysis", executor="iterative")
     assert load_model(pipeline.train()).metadata["search"]["key"] == best["key"]
     data["search"].update(directory=str(tmp_path / "nothing"))

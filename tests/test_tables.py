@@ -308,7 +308,7 @@ def test_baseline_beside_a_parametrised_network_of_the_feature_store(tmp_path):
     store = write_synthetic_store(tmp_path / "store", n_signal=600, n_background=1500, grid=grid, separation=2.0, seed=4)
     data = default_config().model_dump(mode="json")
     data["model"].update(hidden_layers=[16], dropout=0.0)
-    data["training"].update(max_epochs=3, batch_size=256, baseline="xgboost")
+    data["training"].update(max_epochs=3, batch_size=256, baseline="xgboost", folds=1)
     config = config_from_dict(data)
     (result,) = train_from_store(store, tmp_path / "model", config, verbose=False)
     (trees,) = train_baselines([result], tmp_path / "model", config)

@@ -146,6 +146,7 @@ def _scan_part(config: AnalysisConfig, layout: ResultsLayout, report: dict, scor
     report.update({
         **report_aucs(scores.score, background, labels, model.get("metrics")),
         "overtraining_ks": {label: overtraining_ks(scores.score, label, background) for label in labels},
+        "cross_training": model.get("cross_training"),  # per-fold train and test AUC (None: one network)
         "best_z": {p.label: p.best_z for p in summary.points},
         "best_point": max(finite, key=lambda p: p.best_z).label if finite else None,
         "scan": summary.to_json(),

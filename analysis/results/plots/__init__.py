@@ -105,7 +105,9 @@ def make_all_plots(
 
     ``point`` (default: the point with the highest best Z) is the one shown in the per-point
     plots; ``threshold`` (default: the standard threshold, else that point's optimum, else 0.5)
-    is the confusion-matrix cut. The training curves are skipped when ``history`` is empty.
+    is the confusion-matrix cut. The training curves are skipped when ``history`` is empty, the
+    overtraining check when the histograms hold no training events (a cross-training, whose
+    per-fold train and test AUCs the report shows instead).
     """
     outdir = Path(outdir)
     point = point or _chosen_point(summary, score)
@@ -116,7 +118,8 @@ def make_all_plots(
         images["Training curves"] = plot_training_history(history, outdir / "training.png")
     images[f"Confusion matrix, {point}, score >= {threshold:g}"] = plot_confusion_matrix(
         score, background_processes, point, threshold, outdir / "confusion.png")
-    images[f"Overtraining check, {point}"] = plot_overtraining(score, background_processes, point, outdir / "overtraining.png")
+    if score[{"split": "train"}].sum(flow=True).value != 0:  # a cross-training scores no training events
+        images[f"Overtraining check, {point}"] = plot_overtraining(score, background_processes, point, outdir / "overtraining.png")
     images["Significance vs threshold"] = plot_significance_scan(summary, outdir / "significance.png")
     images["Sensitivity contour (best Z)"] = plot_sensitivity_contour(summary, outdir / "sensitivity.png")
     for name, path in plot_control_distributions(control, background_processes, point, outdir).items():
