@@ -147,7 +147,18 @@ def _flat_shapes(tree: Any, prefix: str = "") -> dict[str, tuple]:
     return {prefix: tuple(np.shape(tree))}
 
 
-class TrainedModel:
+class _EventScoring:
+    """``score_events`` of a model that scores feature rows (``score_points``) and knows each
+    event's split (``assign_split``): one network, or one per grid point."""
+
+    def score_events(self, features, points, feature_names, dataset, event, dataset_names=None) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores (n_points, n), split codes (n,))`` of events: ``score_points`` and
+        ``assign_split`` (what the scoring stage calls; a :class:`~nn.folds.FoldSet` has the same)."""
+        return (self.score_points(features, points, feature_names=feature_names),
+                self.assign_split(dataset, event, dataset_names=dataset_names))
+
+
+class TrainedModel(_EventScoring):
     """A trained network ready for scoring: raw features in, signal probability out.
 
     Build it with :func:`load_model` (or ``TrainedModel(result.params, result.metadata)`` from a
@@ -259,11 +270,6 @@ class TrainedModel:
         return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names,
                             fold=self.split_fold)
 
-    def score_events(self, features, points, feature_names, dataset, event, dataset_names=None) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores (n_points, n), split codes (n,))`` of events: :meth:`score_points` and
-        :meth:`assign_split` (what the scoring stage calls; a :class:`~nn.folds.FoldSet` has the same)."""
-        return (self.score_points(features, points, feature_names=feature_names),
-                self.assign_split(dataset, event, dataset_names=dataset_names))
 
 
 @functools.lru_cache(maxsize=32)
@@ -284,7 +290,7 @@ def _padded(block: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([block, np.zeros((rows - block.shape[0],) + block.shape[1:], block.dtype)])
 
 
-class ModelSet:
+class ModelSet(_EventScoring):
     """One non-parametrised network per grid point (``training.per_point``), scored together.
 
     ``models`` maps the point name (``slepton_200_40``) to its :class:`TrainedModel`.
@@ -320,11 +326,6 @@ class ModelSet:
     def assign_split(self, dataset, event, dataset_names: Sequence[str] | None = None) -> np.ndarray:
         """As :meth:`TrainedModel.assign_split` (all members share the split settings)."""
         return assign_split(dataset, event, self.split_fractions, seed=self.split_seed, dataset_names=dataset_names)
-
-    def score_events(self, features, points, feature_names, dataset, event, dataset_names=None) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`TrainedModel.score_events`."""
-        return (self.score_points(features, points, feature_names=feature_names),
-                self.assign_split(dataset, event, dataset_names=dataset_names))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -124,8 +124,9 @@ class ScoringProcessor(processor.ProcessorABC):
     ``points``: the grid points (m_slepton, dm) to evaluate at.
     ``processes``: every simulated process label that will be filled (see :func:`process_labels`);
     ``data_processes``: those of the collision data (:func:`data_process_labels`).
-    ``model_loader``: a function of the model folder returning an object with ``score_events`` (``nn.artifact.load_model``; passed in by the scoring stage so that
-    the columnar layer does not depend on the network's), called once per worker process.
+    ``model_loader``: a function of the model folder returning an object with ``score_events``
+    (``nn.artifact.load_model``; passed in by the scoring stage so that the columnar layer does
+    not depend on the network's), called once per worker process.
     """
 
     def __init__(self, config: AnalysisConfig, model_dir: str, points, processes: list[str], model_loader,
@@ -179,8 +180,7 @@ class ScoringProcessor(processor.ProcessorABC):
         matrix = np.stack([features[name] for name in names], axis=1).astype(np.float32)
         event_numbers = selected_event_numbers(events, metadata, rows)
         # scores (points, events); a cross-trained model scores each event with the network of its fold
-        scores, split_codes = model.score_events(matrix, self.points, names, np.full(len(rows), dataset, dtype=object),
-                                                 event_numbers)
+        scores, split_codes = model.score_events(matrix, self.points, names, dataset, event_numbers)
         if metadata.get("is_data", False):  # observed counts only (see the module docstring)
             for label, point_scores in zip(self.labels, scores):
                 output["observed"].fill(process=process_name, point=label, score=np.clip(point_scores, 0.0, 1.0 - 1e-7))
