@@ -20,7 +20,12 @@ Two options for small tables (``model.input_encoding_bins``, ``model.ensemble_me
   :func:`nn.trainer.make_train_step` averages the members' losses) and evaluated as one: the
   logits of the members' mean probability (:func:`combine_member_logits`).  So everything
   downstream (scoring, export, metrics) sees one network.  Its parameters carry a leading
-  member axis under ``members/``.
+  member axis under ``members/``.  With ``shared_members`` (``model.ensemble_shared``) the
+  members share their hidden layers instead (TabM-mini of Gorishniy, Kotelnikov and Babenko,
+  "TabM: Advancing Tabular Deep Learning with Parameter-Efficient Ensembling", ICLR 2025):
+  member i multiplies the inputs by its own vector of scales (initialised to random +-1), runs
+  the shared layers with its own dropout masks, and has its own output layer; parameters
+  under ``shared/``.  Many members then cost little more memory than one network.
 
 The dropout *rate* is not part of the network: it is an argument of the call (as ``keep_prob``,
 one minus the rate), so that networks of the same shape with different rates share one
@@ -144,6 +149,37 @@ class _Member(nn.Module):
         return _dense_stack(x, self.hidden_layers, self.activation, self.dropout, self.n_outputs, self.train, keep_prob)
 
 
+def _random_signs(key, shape, dtype=jnp.float32):
+    return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
+
+
+class _SharedEnsemble(nn.Module):
+    """``members`` networks sharing their hidden layers (TabM-mini, Gorishniy et al. 2024): member
+    i sees the inputs times its own vector of +-1 initialised scales, then the shared hidden
+    layers (own dropout masks), then its own output layer.  Returns ``(members, n, n_outputs)``."""
+
+    hidden_layers: tuple[int, ...]
+    activation: str
+    dropout: bool
+    n_outputs: int
+    members: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool, keep_prob) -> jax.Array:
+        act = ACTIVATION_FUNCTIONS[self.activation]
+        init = nn.initializers.glorot_uniform()
+        scales = self.param("input_scales", _random_signs, (self.members, x.shape[-1]))
+        h = x[None] * scales[:, None, :]
+        for i, width in enumerate(self.hidden_layers):
+            h = act(nn.Dense(width, kernel_init=init, name=f"hidden_{i}")(h))
+            if self.dropout and train:
+                h = Dropout()(h, keep_prob)
+        kernel = self.param("output_kernel", nn.initializers.glorot_uniform(batch_axis=(0,)),
+                            (self.members, h.shape[-1], self.n_outputs))
+        bias = self.param("output_bias", nn.initializers.zeros, (self.members, self.n_outputs))
+        return jnp.einsum("mnh,mho->mno", h, kernel) + bias[:, None, :]
+
+
 class MLP(nn.Module):
     """Dense feed-forward network returning logits of shape ``(n, n_outputs)``.
 
@@ -155,6 +191,7 @@ class MLP(nn.Module):
         n_outputs: 1 (binary, sigmoid) or the number of classes (softmax).
         encoding_bins: 0, or the bins of the piecewise-linear input encoding (module doc).
         members: networks in the ensemble (1: a single network; module doc).
+        shared_members: the members share their hidden layers (TabM-mini; module doc).
     """
 
     hidden_layers: tuple[int, ...]
@@ -163,6 +200,7 @@ class MLP(nn.Module):
     n_outputs: int = 1
     encoding_bins: int = 0
     members: int = 1
+    shared_members: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False, keep_prob: jax.Array | float = 1.0,
@@ -172,6 +210,10 @@ class MLP(nn.Module):
         returns each member's logits ``(members, n, n_outputs)`` (what training needs)."""
         if self.encoding_bins:
             x = piecewise_linear_encoding(x, self.encoding_bins)
+        if self.shared_members and self.members > 1:
+            member_logits = _SharedEnsemble(self.hidden_layers, self.activation, self.dropout, self.n_outputs, self.members,
+                                            name="shared")(x, train, keep_prob)
+            return member_logits if per_member else combine_member_logits(member_logits)
         if self.members == 1:
             logits = _dense_stack(x, self.hidden_layers, self.activation, self.dropout, self.n_outputs, train, keep_prob)
             return logits[None] if per_member else logits
@@ -186,13 +228,24 @@ def apply_unrolled(model: MLP, params, x: jax.Array) -> jax.Array:
     instead of vmapped: the same logits, for exporters that cannot batch a Dense layer."""
     if model.members == 1:
         return model.apply({"params": params}, x, train=False)
-    single = model.clone(members=1)
-    member_logits = [single.apply({"params": jax.tree.map(lambda leaf: leaf[i], params["members"])}, x, train=False)
-                     for i in range(model.members)]
+    single = model.clone(members=1, shared_members=False)
+    if model.shared_members:  # member i: its input scales, the shared hidden layers, its output layer
+        shared = params["shared"]
+        hidden = {name: layer for name, layer in shared.items() if name.startswith("hidden_")}
+        encoded = piecewise_linear_encoding(x, model.encoding_bins) if model.encoding_bins else x
+        single = single.clone(encoding_bins=0)
+        member_logits = [single.apply({"params": {**hidden, "output": {"kernel": shared["output_kernel"][i],
+                                                                        "bias": shared["output_bias"][i]}}},
+                                      encoded * shared["input_scales"][i], train=False)
+                         for i in range(model.members)]
+    else:
+        member_logits = [single.apply({"params": jax.tree.map(lambda leaf: leaf[i], params["members"])}, x, train=False)
+                         for i in range(model.members)]
     return combine_member_logits(jnp.stack(member_logits))
 
 
-def build_model(hidden_layers, activation: str, dropout: float, n_outputs: int, encoding_bins: int = 0, members: int = 1) -> MLP:
+def build_model(hidden_layers, activation: str, dropout: float, n_outputs: int, encoding_bins: int = 0, members: int = 1,
+                shared_members: bool = False) -> MLP:
     """An :class:`MLP` from config values (``model.hidden_layers`` etc.); ``dropout`` is the
     rate: only whether it is > 0 is part of the network."""
     if activation not in ACTIVATION_FUNCTIONS:
@@ -200,14 +253,15 @@ def build_model(hidden_layers, activation: str, dropout: float, n_outputs: int, 
     if int(encoding_bins) < 0 or int(members) < 1:
         raise ValueError(f"encoding_bins must be >= 0 and members >= 1, got {encoding_bins} and {members}")
     return MLP(hidden_layers=tuple(int(w) for w in hidden_layers), activation=activation, dropout=float(dropout) > 0,
-               n_outputs=int(n_outputs), encoding_bins=int(encoding_bins), members=int(members))
+               n_outputs=int(n_outputs), encoding_bins=int(encoding_bins), members=int(members),
+               shared_members=bool(shared_members))
 
 
 def build_model_from_record(network: dict) -> MLP:
     """The :class:`MLP` of a ``model.json`` ``network`` record (artifacts written before the
     encoding and the ensemble existed have neither)."""
     return build_model(network["hidden_layers"], network["activation"], network["dropout"], network["n_outputs"],
-                       network.get("encoding_bins", 0), network.get("members", 1))
+                       network.get("encoding_bins", 0), network.get("members", 1), network.get("shared_members", False))
 
 
 def init_params(model: MLP, n_inputs: int, key: jax.Array) -> dict:

@@ -163,7 +163,7 @@ def train_classifier(
     seed = training_seed(config) + (fold or 0)
     data = prepare(table, config.model, config.training, seed, points, parametrised, **({} if fold is None else {"fold": fold}))
     network = build_model(config.model.hidden_layers, config.model.activation, config.model.dropout, data.n_outputs,
-                          config.model.input_encoding_bins, config.model.ensemble_members)
+                          config.model.input_encoding_bins, config.model.ensemble_members, config.model.ensemble_shared)
     spec = loss_spec(config)
     if log.isEnabledFor(level):
         counts = data.summary["events"]
@@ -191,6 +191,7 @@ def train_classifier(
             "output": config.model.output,
             "encoding_bins": config.model.input_encoding_bins,
             "members": config.model.ensemble_members,
+            "shared_members": config.model.ensemble_shared,
         },
         "feature_names": list(data.feature_names),
         "input_names": list(data.input_names),

@@ -26,6 +26,8 @@ VARIANTS = {
     "ensemble": {"model": {"parametrised": True, "output": "binary", "activation": "selu", "input_encoding_bins": 4,
                            "ensemble_members": 3}},
     "multiclass_ensemble": {"model": {"parametrised": False, "output": "multiclass", "ensemble_members": 2}},
+    "shared_ensemble": {"model": {"parametrised": True, "output": "binary", "activation": "selu", "input_encoding_bins": 4,
+                                  "ensemble_members": 4, "ensemble_shared": True}},
 }
 
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from analysis.core.config import default_config
+from analysis.core.config import config_from_dict, default_config
 from nn.losses import LossSpec, make_loss
 from nn.model import (
     _normal_quantile_edges,
@@ -93,3 +93,45 @@ def test_each_member_trains_on_its_own_loss():
     assert float(loss) == pytest.approx(np.mean(member_losses), rel=1e-6)
     assert float(loss) != pytest.approx(float(loss_fn(logits, target, weight, 64.0, 1.0)), rel=1e-4)
     np.testing.assert_allclose(logits, combine_member_logits(member_logits), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_outputs, bins", [(1, 4), (3, 0)])
+def test_shared_members_are_scaled_inputs_through_one_set_of_hidden_layers(n_outputs, bins):
+    """TabM-mini: one set of hidden layers; each member its own +-1 input scales and output layer.
+    Each member's logits, computed by hand in numpy, equal the model's; the unrolled form
+    (what the ONNX export traces) equals the vmapped one."""
+    ensemble = build_model([8, 6], "tanh", 0.3, n_outputs, encoding_bins=bins, members=5, shared_members=True)
+    assert ensemble == build_model_from_record({"hidden_layers": [8, 6], "activation": "tanh", "dropout": 0.3,
+                                                "n_outputs": n_outputs, "encoding_bins": bins, "members": 5,
+                                                "shared_members": True})
+    params = init_params(ensemble, 4, jax.random.key(7))
+    shared = params["shared"]
+    width = 4 * max(bins, 1)
+    assert shared["hidden_0"]["kernel"].shape == (width, 8)  # no member axis: shared
+    scales = np.asarray(shared["input_scales"])
+    assert scales.shape == (5, width) and set(np.unique(scales)) == {-1.0, 1.0}
+    assert not np.array_equal(scales[0], scales[1])
+    x = np.random.default_rng(8).normal(size=(40, 4)).astype(np.float32)
+    encoded = np.asarray(piecewise_linear_encoding(jnp.asarray(x), bins)) if bins else x
+    member_logits = np.asarray(ensemble.apply({"params": params}, jnp.asarray(x), per_member=True))
+    assert member_logits.shape == (5, 40, n_outputs)
+    for i in range(5):
+        h = encoded * scales[i]
+        for layer in ("hidden_0", "hidden_1"):
+            h = np.tanh(h @ np.asarray(shared[layer]["kernel"]) + np.asarray(shared[layer]["bias"]))
+        by_hand = h @ np.asarray(shared["output_kernel"][i]) + np.asarray(shared["output_bias"][i])
+        np.testing.assert_allclose(member_logits[i], by_hand, atol=1e-5)
+    combined = ensemble.apply({"params": params}, jnp.asarray(x))
+    np.testing.assert_allclose(combined, combine_member_logits(jnp.asarray(member_logits)), atol=1e-6)
+    np.testing.assert_allclose(combined, apply_unrolled(ensemble, params, jnp.asarray(x)), atol=1e-5)
+    # dropout: each member its own mask
+    dropped = ensemble.apply({"params": params}, jnp.asarray(x), train=True, keep_prob=0.5, per_member=True,
+                             rngs={"dropout": jax.random.key(9)})
+    assert not np.allclose(dropped[0], dropped[1])
+
+
+def test_shared_members_need_an_ensemble():
+    data = default_config().model_dump(mode="json")
+    data["model"].update(ensemble_shared=True, ensemble_members=1)
+    with pytest.raises(ValueError, match="ensemble_shared: true needs ensemble_members >= 2"):
+        config_from_dict(data)

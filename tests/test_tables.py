@@ -67,12 +67,16 @@ def separable(n: int = 2000, seed: int = 0, shift: float = 4.0) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A network and its tree baseline trained on a separable CSV table (quantile inputs)."""
+    """A network and its tree baseline trained on a separable CSV table: quantile inputs, encoded
+    piecewise-linearly, into an ensemble of members sharing their hidden layers (``table_small``
+    in small), so that the artifact and the scoring of such a network are what is tested."""
     folder = tmp_path_factory.mktemp("tables")
     path = write_csv(folder / "sep.csv", separable())
     spec = TableSpec(label="label", weight="w")
-    made = train_from_table(path, folder / "model", spec, small_config(), baseline="xgboost", input_transform="quantile",
-                            verbose=False)
+    data = small_config().model_dump(mode="json")
+    data["model"].update(input_encoding_bins=4, ensemble_members=3, ensemble_shared=True)
+    made = train_from_table(path, folder / "model", spec, config_from_dict(data), baseline="xgboost",
+                            input_transform="quantile", verbose=False)
     return folder, path, spec, made
 
 
@@ -211,6 +215,7 @@ def test_table_training_uses_the_hash_split_and_no_grid_points(trained):
     record = made.network.metadata
     assert record["table"]["label"] == "label" and record["table"]["weight"] == "w"
     assert record["input_transform"]["kind"] == "quantile" and record["store"] is None
+    assert record["network"]["members"] == 3 and record["network"]["shared_members"] is True
     assert set(made.plots) and all(p.exists() for p in made.plots.values())
 
 

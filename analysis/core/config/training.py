@@ -44,6 +44,8 @@ class ModelConfig(_Section):
         description="0, or the bins of a piecewise-linear encoding of each input (for Gaussian-rank inputs; nn/model.py)")
     ensemble_members: StrictInt = Field(
         default=1, ge=1, le=64, description="networks trained side by side and averaged (their mean probability; nn/model.py)")
+    ensemble_shared: bool = Field(
+        default=False, description="the members share their hidden layers (TabM-mini: own input scales and output layer)")
 
     @field_validator("hidden_layers")
     @classmethod
@@ -51,6 +53,12 @@ class ModelConfig(_Section):
         if any(width <= 0 for width in widths):
             raise ValueError("every hidden layer needs a positive width")
         return widths
+
+    @model_validator(mode="after")
+    def _shared_needs_members(self) -> "ModelConfig":
+        if self.ensemble_shared and self.ensemble_members < 2:
+            raise ValueError(f"ensemble_shared: true needs ensemble_members >= 2, got {self.ensemble_members}")
+        return self
 
 
 class TrainingConfig(_Section):
