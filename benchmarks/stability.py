@@ -3,7 +3,8 @@
 Runs ``python -m analysis.run --executor dask`` twice, cold (an empty sample cache each time,
 so new samples), with the default config and global seeds ``--seeds`` (default 12345 and
 12346: new samples, new train/validation/test splits, new training), and prints per grid point
-the best Z of both runs with its MC spread, the ratio, and the Z at the standard threshold;
+the best Z of both runs with its MC spread, the ratio, the Z at the standard threshold and the
+background's effective sample size above the best threshold;
 then whether every point with Z >= 1 in either run agrees within 20% (the target of issue 11),
 and the wall time of each run.
 
@@ -57,7 +58,7 @@ def compare(first: dict, second: dict, seeds: tuple[int, int]) -> bool:
     a = {p["label"]: p for p in first["points"]}
     b = {p["label"]: p for p in second["points"]}
     print(f"{'grid point':<18} {'Z seed ' + str(seeds[0]):>16} {'Z seed ' + str(seeds[1]):>16} {'ratio':>7} "
-          f"{'Z(std) 1':>9} {'Z(std) 2':>9}")
+          f"{'Z(std) 1':>9} {'Z(std) 2':>9} {'b ESS 1':>8} {'b ESS 2':>8}")
     stable = True
     for label, point in a.items():
         other = b.get(label, {})
@@ -67,7 +68,9 @@ def compare(first: dict, second: dict, seeds: tuple[int, int]) -> bool:
         if max(_finite(za), _finite(zb)) >= 1 and not (math.isfinite(ratio) and abs(ratio - 1) <= 0.2):
             stable = False
         print(f"{label:<18} {_fmt(za):>7} +- {_fmt(ea):<5} {_fmt(zb):>7} +- {_fmt(eb):<5} {_fmt(ratio):>7} "
-              f"{_fmt(point['z_at_standard']):>9} {_fmt(other.get('z_at_standard', float('nan'))):>9}")
+              f"{_fmt(point['z_at_standard']):>9} {_fmt(other.get('z_at_standard', float('nan'))):>9} "
+              f"{_fmt(point.get('background_ess_at_best', float('nan')), '.1f'):>8} "
+              f"{_fmt(other.get('background_ess_at_best', float('nan')), '.1f'):>8}")
     return stable
 
 
