@@ -324,8 +324,8 @@ def test_dask_fits_equal_inline_fits(fitted, tmp_path):
 
 
 def _assert_close(a, b, path="summary"):
-    """Equal JSON structures: same keys, strings and lengths; numbers within 2e-5 relative
-    (significances, which the minimiser gives to about 1e-7 absolute, within 1e-6 absolute)."""
+    """Equal JSON structures: same keys, strings and lengths; numbers within 1e-4 relative
+    (significances through their test statistic q0 = Z^2, within 1e-6 absolute)."""
     if isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for key in a:
@@ -334,9 +334,14 @@ def _assert_close(a, b, path="summary"):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
             _assert_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and not isinstance(b, bool) and path.endswith("_z"):
+        # a significance is sqrt(q0): compare q0 = Z|Z|, which the minimiser gives to ~1e-7
+        # absolute (near Z = 0 the square root turns q0 = 2.5e-7 into Z = 5e-4)
+        assert a * abs(a) == pytest.approx(b * abs(b), rel=2e-5, abs=1e-6, nan_ok=True), path
     elif isinstance(a, float) and not isinstance(b, bool):
-        absolute = 1e-6 if path.endswith("_z") else 1e-12
-        assert a == pytest.approx(b, rel=2e-5, abs=absolute, nan_ok=True), path
+        # 1e-4 relative: a tail probability (CLs ~ 1e-6) moves by 5e-5 relative for a change of
+        # its test statistic of 4e-6 relative (measured, pyhf 0.7.6 + scipy 1.17)
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-12, nan_ok=True), path
     else:
         assert a == b, path
 
