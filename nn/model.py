@@ -126,13 +126,19 @@ def combine_member_logits(member_logits: jax.Array) -> jax.Array:
 def _dense_stack(x: jax.Array, hidden_layers, activation: str, dropout: bool, n_outputs: int, train: bool, keep_prob) -> jax.Array:
     """Hidden layers (Dense -> activation -> dropout) and the output layer, created in the
     calling module (so one network's parameters are ``hidden_0 ... output`` at its top level)."""
+    x = _hidden_stack(x, hidden_layers, activation, dropout, train, keep_prob)
+    return nn.Dense(n_outputs, kernel_init=nn.initializers.glorot_uniform(), name="output")(x)
+
+
+def _hidden_stack(x: jax.Array, hidden_layers, activation: str, dropout: bool, train: bool, keep_prob) -> jax.Array:
+    """The hidden layers (Dense ``hidden_i`` -> activation -> dropout), created in the calling module."""
     act = ACTIVATION_FUNCTIONS[activation]
     init = nn.initializers.glorot_uniform()
     for i, width in enumerate(hidden_layers):
         x = act(nn.Dense(width, kernel_init=init, name=f"hidden_{i}")(x))
         if dropout and train:
             x = Dropout()(x, keep_prob)
-    return nn.Dense(n_outputs, kernel_init=init, name="output")(x)
+    return x
 
 
 class _Member(nn.Module):
@@ -154,7 +160,7 @@ def _random_signs(key, shape, dtype=jnp.float32):
 
 
 class _SharedEnsemble(nn.Module):
-    """``members`` networks sharing their hidden layers (TabM-mini, Gorishniy et al. 2024): member
+    """``members`` networks sharing their hidden layers (TabM-mini; module doc): member
     i sees the inputs times its own vector of +-1 initialised scales, then the shared hidden
     layers (own dropout masks), then its own output layer.  Returns ``(members, n, n_outputs)``."""
 
@@ -166,14 +172,9 @@ class _SharedEnsemble(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, keep_prob) -> jax.Array:
-        act = ACTIVATION_FUNCTIONS[self.activation]
-        init = nn.initializers.glorot_uniform()
         scales = self.param("input_scales", _random_signs, (self.members, x.shape[-1]))
-        h = x[None] * scales[:, None, :]
-        for i, width in enumerate(self.hidden_layers):
-            h = act(nn.Dense(width, kernel_init=init, name=f"hidden_{i}")(h))
-            if self.dropout and train:
-                h = Dropout()(h, keep_prob)
+        # (members, n, inputs) through the shared layers: each member its own dropout mask
+        h = _hidden_stack(x[None] * scales[:, None, :], self.hidden_layers, self.activation, self.dropout, train, keep_prob)
         kernel = self.param("output_kernel", nn.initializers.glorot_uniform(batch_axis=(0,)),
                             (self.members, h.shape[-1], self.n_outputs))
         bias = self.param("output_bias", nn.initializers.zeros, (self.members, self.n_outputs))
