@@ -60,6 +60,7 @@ def benchmark_config(epochs: int, objective: str, seed: int = 1, space=None):
     """The default analysis with a small search space and ``epochs`` per trial."""
     data = default_config().model_dump(mode="json")
     data["training"].update(max_epochs=epochs, batch_size=512, patience=epochs)
+    data["model"].update(ensemble_members=1)  # one network per trial (the default averages five)
     data["search"].update(space=space or SPACE, seed=seed, objective=objective, epochs=epochs,
                           min_epochs=1, max_epochs=9, eta=3, population=6, parents=3, mutation_probability=0.25)
     return config_from_dict(data, source="benchmark")

@@ -54,6 +54,7 @@ def synthetic_table(path: Path, rows: int, seed: int = 0) -> Path:
 def run(table: Path, spec: TableSpec, preset: str | None, seed: int, baseline: bool) -> dict:
     data = default_config().model_dump(mode="json")
     data["training"]["split_seed"] = seed
+    data["model"]["ensemble_members"] = 1  # the "default net" column: one network of the default shape
     started = time.perf_counter()
     made = train_from_table(table, Path(tempfile.mkdtemp()) / "model", spec, config_from_dict(data), preset=preset,
                             baseline="xgboost" if baseline else "none", plots=False, verbose=False)

@@ -1,13 +1,15 @@
 """Named network + training presets reproducing the reference studies.
 
 * ``susy_3x128`` -- the final model of the SUSY-dataset study: 3 hidden layers of 128 relu
-  units, dropout 0.025, RMSprop (lr 1e-3), batch 512, 20 epochs (the analysis default).
+  units, dropout 0.025, RMSprop (lr 1e-3), batch 512, 20 epochs: one network (the analysis
+  default averages five of them, ``model.ensemble_members: 5``).
 * ``baldi_5x300`` -- the deep network of Baldi, Sadowski and Whiteson (Nature Commun. 5 (2014)
   4308, the UCI "SUSY" benchmark): 5 hidden layers of 300 tanh units, SGD with momentum 0.9,
   lr 0.05, mini-batches of 100, weight decay 1e-5 (as an L2 penalty), no dropout.
 
 :func:`apply_preset` returns a new validated config whose ``model`` and ``training`` sections
-carry the preset's values (everything else in the config is kept).
+carry the preset's values (everything else in the config is kept); a preset is one network
+(``ensemble_members: 1``), as in its study.
 """
 
 from __future__ import annotations
@@ -36,13 +38,15 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="susy_3x128",
             description="SUSY-dataset final model: 3 x 128 relu, dropout 0.025, rmsprop, batch 512, 20 epochs",
-            model={"hidden_layers": [128, 128, 128], "activation": "relu", "dropout": 0.025, "l1": 0.0, "l2": 0.0},
+            model={"hidden_layers": [128, 128, 128], "activation": "relu", "dropout": 0.025, "l1": 0.0, "l2": 0.0,
+                   "ensemble_members": 1, "ensemble_shared": False},
             training={"optimizer": "rmsprop", "learning_rate": 1e-3, "schedule": "constant", "batch_size": 512, "max_epochs": 20},
         ),
         Preset(
             name="baldi_5x300",
             description="Baldi et al. 2014 deep network: 5 x 300 tanh, sgd momentum 0.9, lr 0.05, batch 100, L2 1e-5",
-            model={"hidden_layers": [300] * 5, "activation": "tanh", "dropout": 0.0, "l1": 0.0, "l2": 1e-5},
+            model={"hidden_layers": [300] * 5, "activation": "tanh", "dropout": 0.0, "l1": 0.0, "l2": 1e-5,
+                   "ensemble_members": 1, "ensemble_shared": False},
             training={
                 "optimizer": "sgd",
                 "learning_rate": 0.05,

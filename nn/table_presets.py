@@ -51,7 +51,8 @@ TABLE_PRESETS: dict[str, TablePreset] = {
         TablePreset(
             name="table_large",
             description="large tables: quantile inputs, 5 x 300 selu, adamw + cosine, 30 epochs, batch 1024",
-            model={"hidden_layers": [300] * 5, "activation": "selu", "dropout": 0.0, "l1": 0.0, "l2": 0.0},
+            model={"hidden_layers": [300] * 5, "activation": "selu", "dropout": 0.0, "l1": 0.0, "l2": 0.0,
+                   "ensemble_members": 1, "ensemble_shared": False},
             training={"optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "schedule": "cosine",
                       "batch_size": 1024, "max_epochs": 30, "patience": 30},
             input_transform="quantile",

@@ -20,9 +20,9 @@ pytest.importorskip("jax2onnx")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::RuntimeWarning:coffea.*")]
 
 VARIANTS = {
-    "parametrised": {"model": {"parametrised": True, "output": "binary"}},
-    "binary": {"model": {"parametrised": False, "output": "binary", "activation": "tanh"}},
-    "multiclass": {"model": {"parametrised": False, "output": "multiclass", "activation": "elu"}},
+    "parametrised": {"model": {"parametrised": True, "output": "binary", "ensemble_members": 1}},
+    "binary": {"model": {"parametrised": False, "output": "binary", "activation": "tanh", "ensemble_members": 1}},
+    "multiclass": {"model": {"parametrised": False, "output": "multiclass", "activation": "elu", "ensemble_members": 1}},
     "ensemble": {"model": {"parametrised": True, "output": "binary", "activation": "selu", "input_encoding_bins": 4,
                            "ensemble_members": 3}},
     "multiclass_ensemble": {"model": {"parametrised": False, "output": "multiclass", "ensemble_members": 2}},

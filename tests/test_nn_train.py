@@ -198,6 +198,9 @@ def test_presets_are_selectable_by_name(table, tmp_path):
     assert (susy.training.optimizer, susy.training.batch_size, susy.training.max_epochs) == ("rmsprop", 512, 20)
     baldi = apply_preset(default_config(), "baldi_5x300")
     assert baldi.model.hidden_layers == [300] * 5 and baldi.model.activation == "tanh"
+    # the default averages five networks; a preset is the one network of its study
+    assert default_config().model.ensemble_members == 5
+    assert susy.model.ensemble_members == baldi.model.ensemble_members == 1
     assert set(PRESETS) == {"susy_3x128", "baldi_5x300"}
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         apply_preset(default_config(), "huge")
