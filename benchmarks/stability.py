@@ -141,7 +141,7 @@ def main() -> None:
         scan, seconds = run_once(text, seed, workdir)
         scans.append(scan)
         workdirs.append(workdir)
-        print(f"seed {seed}: cold run {seconds:.0f} s ({workdir if args.keep else 'removed'})", flush=True)
+        print(f"seed {seed}: cold run {seconds:.0f} s ({workdir if args.keep else 'removed at the end'})", flush=True)
         print("\n".join(production_table(workdir)), flush=True)
     retrained = None
     if args.retrain:

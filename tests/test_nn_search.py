@@ -49,10 +49,11 @@ SPACE = {
 
 
 def search_config(space=None, **search):
-    """A tiny config: 2-epoch training of small networks, the given search section."""
+    """A tiny config: 2-epoch training of small single networks (the default averages five), the
+    given search section."""
     data = default_config().model_dump(mode="json")
     data["training"].update(max_epochs=2, batch_size=256, patience=2)
-    data["model"].update(hidden_layers=[8], dropout=0.0)
+    data["model"].update(hidden_layers=[8], dropout=0.0, ensemble_members=1)
     data["search"].update(space=space or SPACE, seed=7, **search)
     return config_from_dict(data, source="tests")
 
