@@ -42,6 +42,7 @@ NAN = float("nan")
 sys.path.insert(0, str(ROOT))
 
 from analysis.core.config import default_config_text
+from analysis.core.statistics import effective_sample_size
 
 
 def run_once(config_text: str, seed: int, workdir: Path, training_seed: int | None = None,
@@ -59,10 +60,11 @@ def run_once(config_text: str, seed: int, workdir: Path, training_seed: int | No
     command = [sys.executable, "-m", "analysis.run", "--config", str(config_path), "--executor", "dask",
                "--outdir", str(outdir), "--no-progress"]
     start = time.perf_counter()
-    with open(workdir / "run.log", "w") as log:
-        subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log)
+    output = subprocess.run(command, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, text=True).stdout
     seconds = time.perf_counter() - start
-    for line in (workdir / "run.log").read_text().splitlines():
+    (workdir / "run.log").write_text(output)
+    for line in output.splitlines():
         if line.startswith("stage times"):
             print(f"seed {seed}: {line}", flush=True)
     return json.loads((outdir / "scan.json").read_text()), seconds
@@ -81,8 +83,7 @@ def production_table(workdir: Path) -> list[str]:
     cutflow = json.loads((workdir / "results" / "summary.json").read_text())["cutflow"]
     lines = [f"{'sample':<16} {'kept':>7} {'core-s':>7} {'selected':>8} {'ESS':>7} {'ESS/core-s':>10}"]
     for name, row in cutflow.items():
-        sumw, sumw2 = row["sumw"][-1], row["sumw2"][-1]
-        ess = sumw * sumw / sumw2 if sumw2 > 0 else 0.0
+        ess = float(effective_sample_size(row["sumw"][-1], row["sumw2"][-1]))
         seconds = core_seconds.get(name, NAN)
         lines.append(f"{name:<16} {kept.get(name, 0):>7} {_fmt(seconds, '.1f'):>7} {row['raw'][-1]:>8} "
                      f"{ess:>7.1f} {_fmt(ess / seconds if seconds > 0 else NAN, '.2f'):>10}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from analysis.core.config import config_from_dict
 
-__all__ = ["PRESETS", "Preset", "apply_preset"]
+__all__ = ["ONE_NETWORK", "PRESETS", "Preset", "apply_preset"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class Preset:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+#: The model keys of a preset that is one network, as in its study (the analysis default averages five).
+ONE_NETWORK = {"ensemble_members": 1, "ensemble_shared": False}
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -39,14 +42,14 @@ PRESETS: dict[str, Preset] = {
             name="susy_3x128",
             description="SUSY-dataset final model: 3 x 128 relu, dropout 0.025, rmsprop, batch 512, 20 epochs",
             model={"hidden_layers": [128, 128, 128], "activation": "relu", "dropout": 0.025, "l1": 0.0, "l2": 0.0,
-                   "ensemble_members": 1, "ensemble_shared": False},
+                   **ONE_NETWORK},
             training={"optimizer": "rmsprop", "learning_rate": 1e-3, "schedule": "constant", "batch_size": 512, "max_epochs": 20},
         ),
         Preset(
             name="baldi_5x300",
             description="Baldi et al. 2014 deep network: 5 x 300 tanh, sgd momentum 0.9, lr 0.05, batch 100, L2 1e-5",
             model={"hidden_layers": [300] * 5, "activation": "tanh", "dropout": 0.0, "l1": 0.0, "l2": 1e-5,
-                   "ensemble_members": 1, "ensemble_shared": False},
+                   **ONE_NETWORK},
             training={
                 "optimizer": "sgd",
                 "learning_rate": 0.05,

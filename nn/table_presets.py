@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.core.config import AnalysisConfig, config_from_dict
-from nn.presets import PRESETS, Preset
+from nn.presets import ONE_NETWORK, PRESETS, Preset
 from nn.table_transform import TRANSFORMS
 
 __all__ = ["TABLE_PRESETS", "TablePreset", "apply_table_preset", "table_preset_names"]
@@ -52,7 +52,7 @@ TABLE_PRESETS: dict[str, TablePreset] = {
             name="table_large",
             description="large tables: quantile inputs, 5 x 300 selu, adamw + cosine, 30 epochs, batch 1024",
             model={"hidden_layers": [300] * 5, "activation": "selu", "dropout": 0.0, "l1": 0.0, "l2": 0.0,
-                   "ensemble_members": 1, "ensemble_shared": False},
+                   **ONE_NETWORK},
             training={"optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 1e-4, "schedule": "cosine",
                       "batch_size": 1024, "max_epochs": 30, "patience": 30},
             input_transform="quantile",
